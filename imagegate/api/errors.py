@@ -1,0 +1,62 @@
+"""Turning exceptions into OpenAI's error envelope: every HTTP error body is built here."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from imagegate.errors import GatewayError, InvalidRequest, NotFound
+from imagegate.observability import note
+
+logger = logging.getLogger("imagegate.errors")
+
+_HTTP_STATUS_ERRORS: dict[int, type[GatewayError]] = {404: NotFound}
+
+
+def error_response(error: GatewayError) -> Response:
+    note(error_code=error.code or error.type, error_message=error.message)
+    return Response(
+        orjson.dumps(error.to_body()),
+        status_code=error.status,
+        media_type="application/json",
+        headers=error.headers,
+    )
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    cls = _HTTP_STATUS_ERRORS.get(exc.status_code, GatewayError)
+    if exc.status_code == 404:
+        message = f"Unknown path: {request.method} {request.url.path}"
+    else:
+        message = str(exc.detail)
+    return error_response(cls(message, status=exc.status_code, code="http_error" if cls is GatewayError else None))
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+    return error_response(InvalidRequest(f"Invalid request: {first.get('msg', 'invalid')}.", param=".".join(loc) or None))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(GatewayError("The gateway hit an internal error; the request was not completed."))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(GatewayError, _gateway_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,78 @@
+"""Pure ASGI middleware: request id, body-size limit and the per-request log line.
+
+Written against raw ASGI rather than ``BaseHTTPMiddleware`` because it runs on every request and
+must not buffer streaming responses.
+"""
+
+from __future__ import annotations
+
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from imagegate.api.errors import error_response
+from imagegate.errors import PayloadTooLarge
+from imagegate.observability import RequestRecord, access_logger, new_request_id, start_record
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        record = RequestRecord(request_id=new_request_id(), method=scope["method"], endpoint=scope["path"])
+        start_record(record)
+        request_id_header = (b"x-request-id", record.request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                record.status = message["status"]
+                message["headers"] = [*message.get("headers", ()), request_id_header]
+            await send(message)
+
+        try:
+            if self._declared_length(scope) > self.max_body_bytes:
+                await self._too_large(scope, receive, send_with_id)
+                return
+            await self.app(scope, self._limited(receive), send_with_id)
+        finally:
+            record.latency_ms = round((time.perf_counter() - started) * 1000, 1)
+            access_logger.info(record.log_line())
+
+    def _limited(self, receive: Receive) -> Receive:
+        """Counts body bytes as they arrive, for bodies sent without a Content-Length."""
+        received = 0
+        limit = self.max_body_bytes
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(self._message())
+            return message
+
+        return limited_receive
+
+    @staticmethod
+    def _declared_length(scope: Scope) -> int:
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    return int(value)
+                except ValueError:
+                    return 0
+        return 0
+
+    def _message(self) -> str:
+        return f"The request body is larger than the limit of {self.max_body_bytes / 1024 / 1024:g} MB."
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(PayloadTooLarge(self._message()))
+        await response(scope, receive, send)

@@ -1,0 +1,53 @@
+"""Server-sent events framing, and a keep-alive wrapper for slow producers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+KEEP_ALIVE = b": keep-alive\n\n"
+
+
+def sse_event(event: str | None, data: Any) -> bytes:
+    """One SSE frame. ``data`` is JSON-encoded unless it is already bytes (e.g. ``[DONE]``)."""
+    payload = data if isinstance(data, bytes) else orjson.dumps(data)
+    head = f"event: {event}\n".encode() if event else b""
+    return head + b"data: " + payload + b"\n\n"
+
+
+async def with_keep_alive(frames: AsyncIterator[bytes], interval_s: float) -> AsyncIterator[bytes]:
+    """Relay ``frames``, adding a comment line whenever nothing was sent for ``interval_s``.
+
+    Image generation can take minutes; proxies and clients drop idle connections well before.
+    The pending ``anext`` is never cancelled by a timeout, only by the consumer going away,
+    which then also closes ``frames`` (and so the upstream call).
+    """
+    iterator = aiter(frames)
+    pending: asyncio.Future[bytes] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(iterator))
+            done, _ = await asyncio.wait({pending}, timeout=interval_s)
+            if not done:
+                yield KEEP_ALIVE
+                continue
+            try:
+                frame = pending.result()
+            except StopAsyncIteration:
+                return
+            finally:
+                pending = None
+            yield frame
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -1,0 +1,112 @@
+"""The app factory: ``create_app(settings)`` wires the long-lived parts in a lifespan.
+
+Nothing is built at import time: the lifespan owns the database engine, the HTTP client pool,
+the provider registry (catalog) and the image store, and closes them on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from imagegate import __version__
+from imagegate.api import files, health, images, models
+from imagegate.api.auth import Authenticator
+from imagegate.api.errors import install_error_handlers
+from imagegate.api.middleware import RequestContextMiddleware
+from imagegate.db import migrate
+from imagegate.db.engine import create_engine
+from imagegate.db.keys import KeyStore
+from imagegate.http import HttpClients
+from imagegate.providers.registry import Catalog
+from imagegate.services.images import ImageService
+from imagegate.services.inputs import InputLoader
+from imagegate.settings import Settings, load_settings
+from imagegate.storage.disk import DiskStore
+
+
+@dataclass
+class Gateway:
+    """Everything a request may need, built once per process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    http: HttpClients
+    catalog: Catalog
+    store: DiskStore
+    keys: KeyStore
+    auth: Authenticator
+    images: ImageService
+    inputs: InputLoader
+    started_at: int
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Gateway:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Alembic drives its own event loop, so it runs in a worker thread.
+        await asyncio.to_thread(migrate.upgrade, settings.resolved_database_url)
+        engine = create_engine(settings.resolved_database_url)
+        http = HttpClients.create(settings)
+        catalog = Catalog(settings, http)
+        store = DiskStore(settings.images_dir)
+        keys = KeyStore(engine)
+        return cls(
+            settings=settings,
+            engine=engine,
+            http=http,
+            catalog=catalog,
+            store=store,
+            keys=keys,
+            auth=Authenticator(keys, settings.admin_key, settings.key_cache_ttl_s),
+            images=ImageService(settings, catalog, store, http),
+            inputs=InputLoader(settings, http.fetcher),
+            started_at=int(time.time()),
+        )
+
+    async def stop(self) -> None:
+        await self.catalog.aclose()
+        await self.http.aclose()
+        await self.engine.dispose()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gateway = await Gateway.start(settings)
+        app.state.gateway = gateway
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    configure_logging(settings)
+    app = FastAPI(title="imagegate", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=int(settings.max_body_mb * 1024 * 1024)
+    )
+    install_error_handlers(app)
+    for module in (images, models, files, health):
+        app.include_router(module.router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (and ``imagegate serve``): settings from env and TOML."""
+    return create_app(load_settings())
+
+
+def configure_logging(settings: Settings) -> None:
+    root = logging.getLogger("imagegate")
+    root.setLevel(settings.log_level.upper())
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        root.addHandler(handler)
+        root.propagate = False

@@ -1,0 +1,204 @@
+"""What services pass around: requests, images, results and events. No wire or DB concerns."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ImageFormat = Literal["png", "jpeg", "webp"]
+Operation = Literal["generate", "edit"]
+
+_SIGNATURES: tuple[tuple[bytes, int, ImageFormat], ...] = (
+    (b"\x89PNG\r\n\x1a\n", 0, "png"),
+    (b"\xff\xd8\xff", 0, "jpeg"),
+    (b"WEBP", 8, "webp"),
+)
+
+
+def sniff_format(head: bytes) -> ImageFormat | None:
+    """The image format from its first bytes (never from a name or a content type)."""
+    for magic, offset, name in _SIGNATURES:
+        if head[offset : offset + len(magic)] == magic:
+            if name == "webp" and head[:4] != b"RIFF":
+                continue
+            return name
+    return None
+
+
+class ImageBlob:
+    """Image bytes that may arrive base64-encoded.
+
+    A b64_json passthrough of a multi-megabyte image should never decode and re-encode it,
+    so the blob keeps whichever form it was given and converts only on demand.
+    """
+
+    __slots__ = ("_raw", "_b64")
+
+    def __init__(self, raw: bytes | None = None, b64: str | None = None) -> None:
+        if raw is None and b64 is None:
+            raise ValueError("ImageBlob needs raw bytes or base64 text")
+        self._raw = raw
+        self._b64 = b64
+
+    @classmethod
+    def from_b64(cls, text: str) -> ImageBlob:
+        return cls(b64=text)
+
+    def raw(self) -> bytes:
+        if self._raw is None:
+            assert self._b64 is not None
+            try:
+                self._raw = base64.b64decode(self._b64, validate=True)
+            except binascii.Error as exc:
+                raise ValueError("invalid base64 image data") from exc
+        return self._raw
+
+    def b64(self) -> str:
+        if self._b64 is None:
+            assert self._raw is not None
+            self._b64 = base64.b64encode(self._raw).decode("ascii")
+        return self._b64
+
+    def head(self, size: int = 48) -> bytes:
+        """The first ``size`` bytes, decoding only as much base64 as that needs."""
+        if self._raw is not None:
+            return self._raw[:size]
+        assert self._b64 is not None
+        chars = (size + 2) // 3 * 4
+        try:
+            return base64.b64decode(self._b64[:chars])[:size]
+        except binascii.Error:
+            return b""
+
+    @property
+    def format(self) -> ImageFormat | None:
+        return sniff_format(self.head())
+
+
+@dataclass(slots=True)
+class InputImage:
+    """A validated client-supplied image (an edit input or a mask)."""
+
+    data: bytes
+    format: ImageFormat
+    width: int
+    height: int
+    has_alpha: bool = False
+
+
+@dataclass(slots=True)
+class ImageRequest:
+    """One image job, whichever endpoint or wire format it came from."""
+
+    operation: Operation
+    model: str
+    prompt: str
+    n: int = 1
+    size: str = "auto"
+    quality: str | None = None
+    background: str | None = None
+    output_format: ImageFormat | None = None
+    output_compression: int | None = None
+    moderation: str | None = None
+    response_format: Literal["url", "b64_json"] = "url"
+    stream: bool = False
+    partial_images: int = 0
+    input_fidelity: str | None = None
+    user: str | None = None
+    images: list[InputImage] = field(default_factory=list)
+    mask: InputImage | None = None
+    # Unknown fields from the client, forwarded only to upstreams that speak the same protocol.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    text_tokens: int = 0
+    image_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "input_tokens": self.input_tokens,
+            "input_tokens_details": {
+                "text_tokens": self.text_tokens,
+                "image_tokens": self.image_tokens,
+            },
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any] | None) -> Usage | None:
+        if not isinstance(data, dict):
+            return None
+        details = data.get("input_tokens_details") or {}
+        return cls(
+            input_tokens=int(data.get("input_tokens") or 0),
+            output_tokens=int(data.get("output_tokens") or 0),
+            text_tokens=int(details.get("text_tokens") or 0),
+            image_tokens=int(details.get("image_tokens") or 0),
+        )
+
+
+@dataclass(slots=True)
+class GeneratedImage:
+    """One image from a provider: bytes (maybe still base64) or a URL to fetch them from."""
+
+    blob: ImageBlob | None = None
+    url: str | None = None
+    revised_prompt: str | None = None
+
+
+@dataclass(slots=True)
+class PartialImage:
+    """A coarser preview of an image still being made (streaming)."""
+
+    index: int
+    image: ImageBlob
+    size: str | None = None
+
+
+@dataclass(slots=True)
+class ImageResult:
+    """The final event of a provider call; the fields echo what the upstream reported."""
+
+    images: list[GeneratedImage]
+    usage: Usage | None = None
+    size: str | None = None
+    quality: str | None = None
+    background: str | None = None
+    output_format: ImageFormat | None = None
+    created: int | None = None
+
+
+ProviderEvent = PartialImage | ImageResult
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: an API key (or the admin key) and what it may use."""
+
+    key_id: str
+    name: str
+    models: tuple[str, ...] | None = None  # None: every model
+    is_admin: bool = False
+
+    def may_use(self, model: str) -> bool:
+        return self.models is None or model in self.models
+
+
+@dataclass(slots=True)
+class ImageSource:
+    """A client image before validation: uploaded bytes, or a URL (http(s) or data:) to read."""
+
+    param: str
+    data: bytes | None = None
+    url: str | None = None

@@ -1,0 +1,45 @@
+"""The HTTP clients the gateway owns: one pooled session for upstreams, one guarded fetcher.
+
+Both live for the app's lifetime (created in the lifespan), so connections are reused across
+requests instead of paying a TCP and TLS handshake per image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+
+from imagegate.media.fetch import SafeFetcher
+from imagegate.settings import Settings
+
+
+@dataclass
+class HttpClients:
+    #: Talks to configured upstreams (trusted: the operator chose them).
+    upstream: aiohttp.ClientSession
+    #: Fetches client-supplied image URLs under the SSRF rules of SPEC §8.
+    fetcher: SafeFetcher
+
+    @classmethod
+    def create(cls, settings: Settings) -> HttpClients:
+        # No connection cap: one long generation must not queue behind another. Timeouts are
+        # per channel, set on each call.
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+        upstream = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=None),
+            auto_decompress=True,
+            trust_env=False,
+        )
+        fetcher = SafeFetcher(
+            allow_private=settings.allow_private_fetch,
+            timeout_s=settings.fetch_timeout_s,
+            max_bytes=int(settings.max_image_mb * 1024 * 1024),
+            max_redirects=settings.fetch_max_redirects,
+        )
+        return cls(upstream=upstream, fetcher=fetcher)
+
+    async def aclose(self) -> None:
+        await self.upstream.close()
+        await self.fetcher.aclose()

@@ -1,0 +1,56 @@
+"""Per-request facts gathered as a request travels, written as one structured log line at its end.
+
+The middleware opens a :class:`RequestRecord` in a context variable; services fill in what they
+learn (key, model, channel, error) without being handed the HTTP request.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass
+
+import orjson
+
+access_logger = logging.getLogger("imagegate.access")
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    request_id: str
+    method: str
+    endpoint: str
+    key_id: str | None = None
+    model: str | None = None
+    channel: str | None = None
+    status: int = 0
+    latency_ms: float = 0.0
+    error_code: str | None = None
+    error_message: str | None = None
+
+    def log_line(self) -> str:
+        return orjson.dumps({k: v for k, v in asdict(self).items() if v is not None}).decode()
+
+
+_current: ContextVar[RequestRecord | None] = ContextVar("imagegate_request", default=None)
+
+
+def current_record() -> RequestRecord | None:
+    return _current.get()
+
+
+def start_record(record: RequestRecord) -> None:
+    _current.set(record)
+
+
+def note(**facts: str | None) -> None:
+    """Record facts about the current request (a no-op outside one, e.g. in the CLI)."""
+    record = _current.get()
+    if record is not None:
+        for name, value in facts.items():
+            setattr(record, name, value)

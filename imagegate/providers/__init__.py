@@ -1,0 +1,1 @@
+"""Providers: one small async base class, one module per upstream protocol."""

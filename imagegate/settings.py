@@ -1,0 +1,142 @@
+"""Settings: environment variables (prefix ``IMAGEGATE_``) over an optional TOML file.
+
+The TOML file is ``IMAGEGATE_CONFIG`` or ``./imagegate.toml`` when present. It holds the
+``[[channels]]`` (upstreams and local models) and the ``[models.NAME]`` tables; see SPEC §7.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ProviderName = Literal["openai", "openai-chat-image", "gemini", "diffusers", "demo"]
+
+
+class ChannelConfig(BaseModel):
+    """One upstream account or local model that serves some public model names."""
+
+    name: str
+    provider: ProviderName
+    base_url: str = ""
+    api_key: str = ""
+    models: list[str] = Field(default_factory=list)
+    model_map: dict[str, str] = Field(default_factory=dict)
+    priority: int = 0
+    weight: int = Field(default=1, ge=1)
+    timeout_s: float = Field(default=300.0, gt=0)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("api_key")
+    @classmethod
+    def _resolve_env_reference(cls, value: str) -> str:
+        # "env:NAME" keeps secrets out of the config file itself.
+        if value.startswith("env:"):
+            return os.environ.get(value[4:], "")
+        return value
+
+    def upstream_model(self, public_name: str) -> str:
+        return self.model_map.get(public_name, public_name)
+
+
+class ModelConfig(BaseModel):
+    """What a public model name accepts. Unset fields fall back to built-in defaults."""
+
+    kind: Literal["image", "chat-image"] = "image"
+    image_model: str | None = None
+    sizes: Literal["custom"] | list[str] | None = None
+    max_n: int | None = Field(default=None, ge=1, le=10)
+    price: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _chat_models_need_an_image_model(self) -> ModelConfig:
+        if self.kind == "chat-image" and not self.image_model:
+            raise ValueError("a chat-image model needs image_model")
+        return self
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMAGEGATE_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("./data")
+    public_url: str = ""
+    database_url: str = ""
+    redis_url: str = ""
+    admin_key: str = ""
+    response_format: Literal["url", "b64_json"] = "url"
+    demo: bool = True
+    allow_private_fetch: bool = False
+    config_file: Path | None = Field(default=None, alias="IMAGEGATE_CONFIG")
+    max_body_mb: float = Field(default=200.0, gt=0)
+    max_image_mb: float = Field(default=50.0, gt=0)
+    max_image_pixels: int = Field(default=40_000_000, gt=0)
+    fetch_timeout_s: float = Field(default=30.0, gt=0)
+    fetch_max_redirects: int = Field(default=3, ge=0)
+    key_cache_ttl_s: float = Field(default=1.0, ge=0)
+    log_level: str = "INFO"
+
+    channels: list[ChannelConfig] = Field(default_factory=list)
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+
+    @property
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'imagegate.db'}"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.data_dir / "images"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Order is precedence: explicit arguments, then the environment, then the TOML file.
+        return (init_settings, env_settings, TomlFileSource(settings_cls, init_settings))
+
+
+class TomlFileSource(PydanticBaseSettingsSource):
+    """Reads the TOML config file named by the arguments, ``IMAGEGATE_CONFIG`` or the default."""
+
+    def __init__(self, settings_cls: type[BaseSettings], init: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        explicit = init.init_kwargs.get("IMAGEGATE_CONFIG") if isinstance(init, InitSettingsSource) else None
+        self.path = Path(explicit or os.environ.get("IMAGEGATE_CONFIG") or "imagegate.toml")
+        self.required = bool(explicit or os.environ.get("IMAGEGATE_CONFIG"))
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ does the work
+
+    def __call__(self) -> dict[str, Any]:
+        if not self.path.is_file():
+            if self.required:
+                raise FileNotFoundError(f"config file not found: {self.path}")
+            return {}
+        with self.path.open("rb") as handle:
+            return tomllib.load(handle)
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build settings; ``config_file`` beats ``IMAGEGATE_CONFIG``, ``overrides`` beat everything."""
+    if config_file is not None:
+        overrides["IMAGEGATE_CONFIG"] = str(config_file)
+    return Settings(**overrides)
