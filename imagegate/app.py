@@ -88,9 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     configure_logging(settings)
     app = FastAPI(title="imagegate", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.add_middleware(
-        RequestContextMiddleware, max_body_bytes=int(settings.max_body_mb * 1024 * 1024)
-    )
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=int(settings.max_body_mb * 1024 * 1024))
     install_error_handlers(app)
     for module in (images, models, files, health):
         app.include_router(module.router)

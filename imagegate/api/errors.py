@@ -40,14 +40,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         message = f"Unknown path: {request.method} {request.url.path}"
     else:
         message = str(exc.detail)
-    return error_response(cls(message, status=exc.status_code, code="http_error" if cls is GatewayError else None))
+    return error_response(
+        cls(message, status=exc.status_code, code="http_error" if cls is GatewayError else None)
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
     loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
-    return error_response(InvalidRequest(f"Invalid request: {first.get('msg', 'invalid')}.", param=".".join(loc) or None))
+    return error_response(
+        InvalidRequest(f"Invalid request: {first.get('msg', 'invalid')}.", param=".".join(loc) or None)
+    )
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:

@@ -40,7 +40,9 @@ async def edit_image(request: Request) -> Response:
             fields, images, mask, gw.settings.response_format
         )
     elif content_type.startswith("application/json"):
-        image_request, sources, mask_source = parse_json_edit(await request.body(), gw.settings.response_format)
+        image_request, sources, mask_source = parse_json_edit(
+            await request.body(), gw.settings.response_format
+        )
     else:
         raise InvalidRequest(
             "Send edits as multipart/form-data (files in 'image', 'image[]' or 'image[N]') "

@@ -45,9 +45,9 @@ async def _frames(service: ImageService, request: ImageRequest, who: Principal) 
         yield sse_event("error", {"type": "error", **error.to_body()})
     except Exception:
         logger.exception("stream failed")
-        error = GatewayError("The gateway hit an internal error while streaming.")
-        note(error_code=error.code, error_message=error.message)
-        yield sse_event("error", {"type": "error", **error.to_body()})
+        internal = GatewayError("The gateway hit an internal error while streaming.")
+        note(error_code=internal.code, error_message=internal.message)
+        yield sse_event("error", {"type": "error", **internal.to_body()})
 
 
 def _common(request: ImageRequest, size: str | None, fmt: str | None) -> dict[str, Any]:

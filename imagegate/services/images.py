@@ -53,7 +53,8 @@ class ImageService:
             raise PermissionDenied(f"This API key may not use the model '{spec.name}'.", param="model")
         if request.n > spec.max_n:
             raise InvalidRequest(
-                f"Invalid n {request.n}: the model '{spec.name}' makes at most {spec.max_n} image(s) per request.",
+                f"Invalid n {request.n}: the model '{spec.name}' makes at most {spec.max_n} "
+                "image(s) per request.",
                 param="n",
             )
         check_size(request.size, spec.sizes, model=spec.name)
@@ -125,7 +126,9 @@ class ImageService:
     async def ensure_format(self, blob: ImageBlob, request: ImageRequest) -> ImageBlob:
         actual = blob.format
         if actual is None:
-            raise UpstreamFailed("The upstream returned data that is not an image.", code="upstream_bad_response")
+            raise UpstreamFailed(
+                "The upstream returned data that is not an image.", code="upstream_bad_response"
+            )
         wanted = request.output_format or actual
         if actual == wanted:
             return blob  # passthrough: base64 stays undecoded
@@ -147,7 +150,9 @@ class ImageService:
         for image in result.images:
             if image.blob is None:
                 if not image.url:
-                    raise UpstreamFailed("The upstream returned an image with no data.", code="upstream_bad_response")
+                    raise UpstreamFailed(
+                        "The upstream returned an image with no data.", code="upstream_bad_response"
+                    )
                 image.blob = ImageBlob(raw=await self._download(image.url, channel))
         if not result.images:
             raise UpstreamFailed("The upstream returned no images.", code="upstream_bad_response")
@@ -166,7 +171,9 @@ class ImageService:
         except TimeoutError as exc:
             raise UpstreamTimeout("Downloading the upstream's image timed out.") from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamFailed("Downloading the upstream's image failed.", code="upstream_unreachable") from exc
+            raise UpstreamFailed(
+                "Downloading the upstream's image failed.", code="upstream_unreachable"
+            ) from exc
 
     async def _measure_size(self, request: ImageRequest, result: ImageResult) -> str | None:
         if request.size != "auto":

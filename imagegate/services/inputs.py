@@ -34,10 +34,13 @@ class InputLoader:
         self, images: list[ImageSource], mask: ImageSource | None
     ) -> tuple[list[InputImage], InputImage | None]:
         if not images:
-            raise InvalidRequest("An edit needs at least one image.", param="image", code="missing_required_parameter")
+            raise InvalidRequest(
+                "An edit needs at least one image.", param="image", code="missing_required_parameter"
+            )
         if len(images) > MAX_INPUT_IMAGES:
             raise InvalidRequest(
-                f"Too many images: {len(images)} given, at most {MAX_INPUT_IMAGES} are accepted.", param="image"
+                f"Too many images: {len(images)} given, at most {MAX_INPUT_IMAGES} are accepted.",
+                param="image",
             )
         loaded = list(await asyncio.gather(*(self.load(source) for source in images)))
         loaded_mask = None

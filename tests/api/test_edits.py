@@ -33,7 +33,10 @@ def _decode(b64: str | None) -> Image.Image:
 
 def test_single_image_edit_derives_from_the_input(client: OpenAI) -> None:
     result = client.images.edit(
-        model="demo", image=("red.png", _red(), "image/png"), prompt="make it glow", response_format="b64_json"
+        model="demo",
+        image=("red.png", _red(), "image/png"),
+        prompt="make it glow",
+        response_format="b64_json",
     )
 
     assert result.data is not None
@@ -44,8 +47,10 @@ def test_single_image_edit_derives_from_the_input(client: OpenAI) -> None:
 
 
 def test_three_images_and_raw_bytes_as_the_sdk_sends_them(client: OpenAI) -> None:
-    images = [image_bytes((1024, 1024), fmt, color) for fmt, color in
-              (("PNG", (200, 0, 0)), ("JPEG", (0, 200, 0)), ("WEBP", (0, 0, 200)))]
+    images = [
+        image_bytes((1024, 1024), fmt, color)
+        for fmt, color in (("PNG", (200, 0, 0)), ("JPEG", (0, 200, 0)), ("WEBP", (0, 0, 200)))
+    ]
     result = client.images.edit(
         model="demo", image=images, prompt="combine them", size="1536x1024", output_format="webp"
     )
@@ -58,7 +63,11 @@ def test_three_images_and_raw_bytes_as_the_sdk_sends_them(client: OpenAI) -> Non
 def test_mask_limits_the_change(client: OpenAI) -> None:
     source = _red()
     result = client.images.edit(
-        model="demo", image=source, mask=_mask(), prompt="a blue window", size="1024x1024",
+        model="demo",
+        image=source,
+        mask=_mask(),
+        prompt="a blue window",
+        size="1024x1024",
         response_format="b64_json",
     )
 
@@ -74,8 +83,13 @@ def test_json_body_with_data_url_images(gateway: LiveGateway) -> None:
     response = requests.post(
         f"{gateway.url}/v1/images/edits",
         headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        json={"model": "demo", "prompt": "sepia", "images": [{"image_url": data_url}] * 2,
-              "response_format": "b64_json", "size": "1024x1024"},
+        json={
+            "model": "demo",
+            "prompt": "sepia",
+            "images": [{"image_url": data_url}] * 2,
+            "response_format": "b64_json",
+            "size": "1024x1024",
+        },
         timeout=30,
     )
 
@@ -93,8 +107,14 @@ def test_json_body_with_remote_image_urls(make_gateway: object) -> None:
     response = requests.post(
         f"{fetching_gateway.url}/v1/images/edits",
         headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        json={"model": "demo", "prompt": "watercolor", "images": [{"image_url": hosted.data[0].url}],
-              "mask": None, "size": "auto", "output_format": "jpeg"},
+        json={
+            "model": "demo",
+            "prompt": "watercolor",
+            "images": [{"image_url": hosted.data[0].url}],
+            "mask": None,
+            "size": "auto",
+            "output_format": "jpeg",
+        },
         timeout=30,
     )
 
@@ -117,10 +137,17 @@ def test_numbered_image_fields(gateway: LiveGateway) -> None:
 
 
 class TestOpenAIUpstream:
-    def test_one_image_goes_as_image(self, upstream_gateway: LiveGateway, upstream: FakeOpenAIUpstream) -> None:
+    def test_one_image_goes_as_image(
+        self, upstream_gateway: LiveGateway, upstream: FakeOpenAIUpstream
+    ) -> None:
         result = upstream_gateway.client().images.edit(
-            model="gpt-image-2", image=_red(), prompt="glow", input_fidelity="high", quality="low",
-            size="1024x1024", response_format="b64_json",
+            model="gpt-image-2",
+            image=_red(),
+            prompt="glow",
+            input_fidelity="high",
+            quality="low",
+            size="1024x1024",
+            response_format="b64_json",
         )
 
         sent = upstream.requests[-1]
@@ -136,8 +163,12 @@ class TestOpenAIUpstream:
     ) -> None:
         images = [_red(), image_bytes((1024, 1024), "JPEG"), image_bytes((1024, 1024), "WEBP")]
         result = upstream_gateway.client().images.edit(
-            model="gpt-image-2", image=images, prompt="basket", size="1536x1024",
-            output_format="png", **({"mask": _mask()} if with_mask else {}),
+            model="gpt-image-2",
+            image=images,
+            prompt="basket",
+            size="1536x1024",
+            output_format="png",
+            **({"mask": _mask()} if with_mask else {}),
         )
 
         sent = upstream.requests[-1]

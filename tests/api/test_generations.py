@@ -48,7 +48,12 @@ def test_b64_json_with_n_3_gives_three_distinct_images(client: OpenAI) -> None:
 
 @pytest.mark.parametrize(
     ("size", "expected"),
-    [("2048x1152", (2048, 1152)), ("3840x2160", (3840, 2160)), ("1024x3072", (1024, 3072)), ("auto", (1024, 1024))],
+    [
+        ("2048x1152", (2048, 1152)),
+        ("3840x2160", (3840, 2160)),
+        ("1024x3072", (1024, 3072)),
+        ("auto", (1024, 1024)),
+    ],
 )
 def test_custom_sizes(client: OpenAI, size: str, expected: tuple[int, int]) -> None:
     result = client.images.generate(model="demo", prompt="a panorama", size=size, response_format="b64_json")
@@ -79,7 +84,11 @@ def test_lossy_formats_honour_compression(client: OpenAI, fmt: str, pil_format: 
 @pytest.mark.parametrize("fmt", ["png", "webp"])
 def test_transparent_background(client: OpenAI, gateway: LiveGateway, fmt: str) -> None:
     result = client.images.generate(
-        model="demo", prompt="a sticker", size="1024x1024", background="transparent", output_format=fmt  # type: ignore[arg-type]
+        model="demo",
+        prompt="a sticker",
+        size="1024x1024",
+        background="transparent",
+        output_format=fmt,  # type: ignore[arg-type]
     )
 
     assert result.data is not None and result.data[0].url is not None
@@ -148,7 +157,11 @@ class TestOpenAIUpstream:
     ) -> None:
         upstream.force_format = "png"
         result = upstream_gateway.client().images.generate(
-            model="gpt-image-2", prompt="x", size="1024x1024", output_format="jpeg", response_format="b64_json"
+            model="gpt-image-2",
+            prompt="x",
+            size="1024x1024",
+            output_format="jpeg",
+            response_format="b64_json",
         )
 
         assert result.data is not None
@@ -169,7 +182,9 @@ class TestOpenAIUpstream:
         image = open_image(fetch(result.data[0].url)[0])
         assert (image.format, image.size) == ("PNG", (1024, 1536))
 
-    def test_upstream_url_results_as_b64(self, upstream_gateway: LiveGateway, upstream: FakeOpenAIUpstream) -> None:
+    def test_upstream_url_results_as_b64(
+        self, upstream_gateway: LiveGateway, upstream: FakeOpenAIUpstream
+    ) -> None:
         upstream.mode = "url"
         result = upstream_gateway.client().images.generate(
             model="gpt-image-1", prompt="x", size="1024x1024", response_format="b64_json"
