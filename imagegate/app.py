@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate import __version__
-from imagegate.api import files, health, images, models
+from imagegate.api import chat, files, health, images, models
 from imagegate.api.auth import Authenticator
 from imagegate.api.errors import install_error_handlers
 from imagegate.api.middleware import RequestContextMiddleware
@@ -26,6 +26,7 @@ from imagegate.db.engine import create_engine
 from imagegate.db.keys import KeyStore
 from imagegate.http import HttpClients
 from imagegate.providers.registry import Catalog
+from imagegate.services.chat import ChatImageService
 from imagegate.services.images import ImageService
 from imagegate.services.inputs import InputLoader
 from imagegate.settings import Settings, load_settings
@@ -45,6 +46,7 @@ class Gateway:
     auth: Authenticator
     images: ImageService
     inputs: InputLoader
+    chat: ChatImageService
     started_at: int
 
     @classmethod
@@ -57,6 +59,8 @@ class Gateway:
         catalog = Catalog(settings, http)
         store = DiskStore(settings.images_dir)
         keys = KeyStore(engine)
+        images = ImageService(settings, catalog, store, http)
+        inputs = InputLoader(settings, http.fetcher, store)
         return cls(
             settings=settings,
             engine=engine,
@@ -65,8 +69,9 @@ class Gateway:
             store=store,
             keys=keys,
             auth=Authenticator(keys, settings.admin_key, settings.key_cache_ttl_s),
-            images=ImageService(settings, catalog, store, http),
-            inputs=InputLoader(settings, http.fetcher),
+            images=images,
+            inputs=inputs,
+            chat=ChatImageService(images, inputs),
             started_at=int(time.time()),
         )
 
@@ -90,7 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="imagegate", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=int(settings.max_body_mb * 1024 * 1024))
     install_error_handlers(app)
-    for module in (images, models, files, health):
+    for module in (images, chat, models, files, health):
         app.include_router(module.router)
     return app
 

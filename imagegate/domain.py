@@ -34,7 +34,7 @@ class ImageBlob:
     so the blob keeps whichever form it was given and converts only on demand.
     """
 
-    __slots__ = ("_raw", "_b64")
+    __slots__ = ("_b64", "_raw")
 
     def __init__(self, raw: bytes | None = None, b64: str | None = None) -> None:
         if raw is None and b64 is None:

@@ -1,0 +1,92 @@
+"""/v1/chat/completions for chat-image models: non-stream and stream (SPEC §4)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import orjson
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from imagegate.api.chat_protocol import ChatCompletionBody, parse_chat_completion
+from imagegate.api.deps import gateway, principal
+from imagegate.api.sse import sse_event, with_keep_alive
+from imagegate.api.streaming import KEEP_ALIVE_INTERVAL_S
+from imagegate.domain import ImageRequest, ImageResult, Principal
+from imagegate.errors import GatewayError, UpstreamFailed
+from imagegate.observability import note
+from imagegate.services.chat import ChatImageService, chunk_body, completion_body, completion_id, usage_wire
+
+router = APIRouter()
+logger = logging.getLogger("imagegate.chat")
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    who = await principal(request)
+    service = gateway(request).chat
+    body = parse_chat_completion(await request.body())
+    note(model=body.model)
+    image_request = await service.build_request(body, who)
+    service.images.prepare(image_request, _inner(who))
+    if body.stream:
+        frames = with_keep_alive(_stream(service, body, image_request, who), KEEP_ALIVE_INTERVAL_S)
+        return StreamingResponse(
+            frames,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    result = await _final(service, image_request, who)
+    reply = await service.reply(image_request, result)
+    return Response(
+        orjson.dumps(completion_body(completion_id(), body.model, reply)), media_type="application/json"
+    )
+
+
+def _inner(who: Principal) -> Principal:
+    return Principal(key_id=who.key_id, name=who.name, is_admin=who.is_admin)
+
+
+async def _final(service: ChatImageService, image_request: ImageRequest, who: Principal) -> ImageResult:
+    result: ImageResult | None = None
+    async for event in service.events(image_request, who):
+        result = event
+    if result is None:
+        raise UpstreamFailed("The image model returned no image.", code="upstream_bad_response")
+    return result
+
+
+async def _stream(
+    service: ChatImageService, body: ChatCompletionBody, image_request: ImageRequest, who: Principal
+) -> AsyncIterator[bytes]:
+    cid, created = completion_id(), int(time.time())
+
+    def chunk(delta: dict[str, object], finish: str | None = None) -> bytes:
+        return sse_event(None, chunk_body(cid, body.model, created, delta, finish))
+
+    # The role goes out at once, so the client sees the reply begin while the image is made.
+    yield chunk({"role": "assistant", "content": ""})
+    try:
+        result = await _final(service, image_request, who)
+        reply = await service.reply(image_request, result)
+    except GatewayError as error:
+        note(error_code=error.code or error.type, error_message=error.message)
+        yield sse_event(None, error.to_body())
+        return
+    except Exception:
+        logger.exception("chat stream failed")
+        internal = GatewayError("The gateway hit an internal error while streaming.")
+        note(error_code=internal.code, error_message=internal.message)
+        yield sse_event(None, internal.to_body())
+        return
+    yield chunk({"content": reply.content})
+    yield chunk({}, "stop")
+    if body.stream_options is not None and body.stream_options.include_usage:
+        usage_chunk = chunk_body(cid, body.model, created, {}, None)
+        usage_chunk["choices"] = []
+        usage_chunk["usage"] = usage_wire(reply.usage)
+        yield sse_event(None, usage_chunk)
+    yield sse_event(None, b"[DONE]")
