@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     fetch_timeout_s: float = Field(default=30.0, gt=0)
     fetch_max_redirects: int = Field(default=3, ge=0)
     key_cache_ttl_s: float = Field(default=1.0, ge=0)
+    stream_keepalive_s: float = Field(default=15.0, gt=0)
     log_level: str = "INFO"
 
     channels: list[ChannelConfig] = Field(default_factory=list)

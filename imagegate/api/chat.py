@@ -14,7 +14,6 @@ from starlette.responses import Response, StreamingResponse
 from imagegate.api.chat_protocol import ChatCompletionBody, parse_chat_completion
 from imagegate.api.deps import gateway, principal
 from imagegate.api.sse import sse_event, with_keep_alive
-from imagegate.api.streaming import KEEP_ALIVE_INTERVAL_S
 from imagegate.domain import ImageRequest, ImageResult, Principal
 from imagegate.errors import GatewayError, UpstreamFailed
 from imagegate.observability import note
@@ -27,13 +26,14 @@ logger = logging.getLogger("imagegate.chat")
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
     who = await principal(request)
-    service = gateway(request).chat
+    gw = gateway(request)
+    service = gw.chat
     body = parse_chat_completion(await request.body())
     note(model=body.model)
     image_request = await service.build_request(body, who)
     service.images.prepare(image_request, _inner(who))
     if body.stream:
-        frames = with_keep_alive(_stream(service, body, image_request, who), KEEP_ALIVE_INTERVAL_S)
+        frames = with_keep_alive(_stream(service, body, image_request, who), gw.settings.stream_keepalive_s)
         return StreamingResponse(
             frames,
             media_type="text/event-stream",

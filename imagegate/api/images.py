@@ -59,7 +59,7 @@ async def edit_image(request: Request) -> Response:
 async def _respond(request: Request, image_request: ImageRequest, who: Principal) -> Response:
     gw = gateway(request)
     if image_request.stream:
-        return stream_response(gw.images, image_request, who)
+        return stream_response(gw.images, image_request, who, gw.settings.stream_keepalive_s)
     body = await gw.images.create(image_request, who)
     return Response(orjson.dumps(body), media_type="application/json")
 

@@ -17,13 +17,13 @@ from imagegate.services.images import ImageService
 
 logger = logging.getLogger("imagegate.streaming")
 
-KEEP_ALIVE_INTERVAL_S = 15.0
 
-
-def stream_response(service: ImageService, request: ImageRequest, who: Principal) -> StreamingResponse:
+def stream_response(
+    service: ImageService, request: ImageRequest, who: Principal, keepalive_s: float
+) -> StreamingResponse:
     # Errors found before the first byte are ordinary HTTP errors, so check them now.
     service.prepare(request, who)
-    frames = with_keep_alive(_frames(service, request, who), KEEP_ALIVE_INTERVAL_S)
+    frames = with_keep_alive(_frames(service, request, who), keepalive_s)
     return StreamingResponse(
         frames,
         media_type="text/event-stream",
