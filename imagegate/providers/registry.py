@@ -18,6 +18,7 @@ from imagegate.settings import ChannelConfig, ModelConfig, Settings
 PROVIDER_CLASSES = {
     "demo": "imagegate.providers.demo:DemoProvider",
     "openai": "imagegate.providers.openai:OpenAIProvider",
+    "openai-chat-image": "imagegate.providers.openai_chat_image:OpenAIChatImageProvider",
 }
 
 DEMO_CHANNEL = ChannelConfig(name="demo", provider="demo", models=["demo"])

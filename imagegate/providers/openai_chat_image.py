@@ -1,0 +1,147 @@
+"""An upstream that serves a chat-image model on its /chat/completions (like ``gpt-image-2-chat``).
+
+The gateway asks for an image in a chat request (the prompt with a size prefix, input images as
+data URLs) and finds the image(s) in the reply: Markdown images, bare URLs or data URIs in the
+content, or an ``images`` array on the message. Through the same channel such an upstream
+serves /v1/images/generations, /v1/images/edits and the gateway's own chat-image models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from imagegate.domain import GeneratedImage, ImageBlob, ImageRequest, ImageResult, ProviderEvent, Usage
+from imagegate.errors import UpstreamFailed
+from imagegate.providers.openai import OpenAIProvider
+
+_DATA_URI = re.compile(r"data:image/[a-zA-Z+.-]+;base64,(?P<b64>[A-Za-z0-9+/=\s]+)")
+_MARKDOWN_IMAGE = re.compile(r"!\[[^\]]*\]\((?P<url>[^)\s]+)\)")
+_BARE_URL = re.compile(r"https?://[^\s)\"'<>\]]+")
+
+
+def chat_prompt(request: ImageRequest) -> str:
+    """The prompt with the size prefix chat-image models read (``1536x1024 'prompt'``)."""
+    return f"{request.size} '{request.prompt}'"
+
+
+def find_images(message: dict[str, Any]) -> list[GeneratedImage]:
+    """Every image in an assistant message, in order, whichever way the upstream wrote it."""
+    found: list[GeneratedImage] = []
+    for item in message.get("images") or []:
+        url = (item.get("image_url") or {}).get("url") if isinstance(item, dict) else None
+        if isinstance(url, str):
+            found.extend(_from_reference(url))
+    content = message.get("content")
+    if isinstance(content, list):  # content parts
+        content = "\n".join(str(part.get("text") or "") for part in content if isinstance(part, dict))
+    if isinstance(content, str) and not found:
+        found.extend(_from_text(content))
+    return found
+
+
+def _from_reference(reference: str) -> list[GeneratedImage]:
+    match = _DATA_URI.match(reference)
+    if match:
+        return [GeneratedImage(blob=ImageBlob.from_b64(re.sub(r"\s", "", match["b64"])))]
+    if reference.startswith(("http://", "https://")):
+        return [GeneratedImage(url=reference)]
+    return []
+
+
+def _from_text(text: str) -> list[GeneratedImage]:
+    images = [
+        GeneratedImage(blob=ImageBlob.from_b64(re.sub(r"\s", "", m["b64"]))) for m in _DATA_URI.finditer(text)
+    ]
+    if images:
+        return images
+    urls = [m["url"] for m in _MARKDOWN_IMAGE.finditer(text)] or _BARE_URL.findall(text)
+    return [GeneratedImage(url=url.rstrip(".,;")) for url in urls]
+
+
+class OpenAIChatImageProvider(OpenAIProvider):
+    name = "openai-chat-image"
+    # The upstream answers one chat message; partial images have no place in it.
+    can_stream = False
+    can_edit = True
+    needs_key = True
+
+    async def generate(self, request: ImageRequest, upstream_model: str) -> AsyncIterator[ProviderEvent]:
+        yield await self._run(request, upstream_model)
+
+    async def edit(self, request: ImageRequest, upstream_model: str) -> AsyncIterator[ProviderEvent]:
+        yield await self._run(request, upstream_model)
+
+    async def _run(self, request: ImageRequest, upstream_model: str) -> ImageResult:
+        # A chat reply holds one image; n images are n replies, asked for at once.
+        replies = await asyncio.gather(*(self._ask(request, upstream_model) for _ in range(request.n)))
+        images = [image for reply_images, _ in replies for image in reply_images]
+        usage = Usage()
+        for _, reply_usage in replies:
+            usage.input_tokens += reply_usage.input_tokens
+            usage.output_tokens += reply_usage.output_tokens
+            usage.text_tokens += reply_usage.text_tokens
+            usage.image_tokens += reply_usage.image_tokens
+        return ImageResult(images=images, usage=usage if usage.total_tokens else None)
+
+    def _body(self, request: ImageRequest, upstream_model: str) -> dict[str, Any]:
+        content: list[dict[str, Any]] = [{"type": "text", "text": chat_prompt(request)}]
+        for image in request.images:
+            url = f"data:image/{image.format};base64,{ImageBlob(raw=image.data).b64()}"
+            content.append({"type": "image_url", "image_url": {"url": url}})
+        metadata = {"size": request.size}
+        for name in ("quality", "background", "output_format"):
+            value = getattr(request, name)
+            if value is not None:
+                metadata[name] = value
+        body: dict[str, Any] = {
+            "model": upstream_model,
+            "messages": [{"role": "user", "content": content}],
+            "stream": False,
+            "metadata": metadata,
+        }
+        if request.user:
+            body["user"] = request.user
+        return body
+
+    async def _ask(self, request: ImageRequest, upstream_model: str) -> tuple[list[GeneratedImage], Usage]:
+        try:
+            async with self.http.upstream.post(
+                f"{self.base_url}/chat/completions",
+                headers=self._headers(),
+                timeout=self._timeout(),
+                data=orjson.dumps(self._body(request, upstream_model)),
+            ) as response:
+                raw = await response.read()
+                if response.status >= 400:
+                    raise self._status_error(response.status, raw, upstream_model, response)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise self._transport_error(exc) from exc
+        return self._parse(raw)
+
+    def _parse(self, raw: bytes) -> tuple[list[GeneratedImage], Usage]:
+        channel = self.channel.name
+        try:
+            body = orjson.loads(raw)
+            message = body["choices"][0]["message"]
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+            raise UpstreamFailed(
+                f"channel {channel}: the upstream's chat reply was malformed", code="upstream_bad_response"
+            ) from exc
+        images = find_images(message)
+        if not images:
+            text = str(message.get("content") or "")[:200]
+            raise UpstreamFailed(
+                f"channel {channel}: the upstream's reply had no image: {self._scrub(text)!r}",
+                code="upstream_no_image",
+            )
+        usage = body.get("usage") or {}
+        return images, Usage(
+            input_tokens=int(usage.get("prompt_tokens") or 0),
+            output_tokens=int(usage.get("completion_tokens") or 0),
+        )
