@@ -1,0 +1,120 @@
+"""``imagegate keys create|list|revoke``: manage client API keys from the shell.
+
+Every command first migrates the database (a no-op at head), so it works on a fresh data dir.
+``keys create`` prints the secret as the last line of stdout, so scripts can take it with
+``imagegate keys create --name ci | tail -n 1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from imagegate.cli.common import CliError, add_config_option, settings_from
+from imagegate.db import migrate
+from imagegate.db.engine import create_engine
+from imagegate.db.keys import ApiKey, KeyStore
+
+T = TypeVar("T")
+
+
+def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
+    parser = subparsers.add_parser("keys", help="manage client API keys")
+    commands = parser.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
+
+    create = commands.add_parser("create", help="create a key and print its secret (shown once)")
+    create.add_argument("--name", required=True, help="a label for the key, e.g. who uses it")
+    create.add_argument("--models", metavar="a,b", help="comma-separated models it may use (default: all)")
+    add_config_option(create)
+    create.set_defaults(handler=create_command)
+
+    listing = commands.add_parser("list", help="list keys, revoked ones included")
+    add_config_option(listing)
+    listing.set_defaults(handler=list_command)
+
+    revoke = commands.add_parser("revoke", help="revoke a key for good")
+    revoke.add_argument("key_id", metavar="KEY_ID")
+    add_config_option(revoke)
+    revoke.set_defaults(handler=revoke_command)
+
+
+def create_command(args: argparse.Namespace) -> int:
+    models = parse_models(args.models)
+    try:
+        key, secret = _with_store(args, lambda store: store.create(args.name, models))
+    except ValueError as exc:
+        raise CliError(str(exc), exit_code=2) from exc
+    print(f"Created key {key.id} ({key.name}) for {_models_text(key)}.")
+    print("Copy the secret now; it is stored only as a hash and cannot be shown again:")
+    print(secret)
+    return 0
+
+
+def list_command(args: argparse.Namespace) -> int:
+    keys = _with_store(args, lambda store: store.list())
+    if not keys:
+        print("No keys yet. Create one with: imagegate keys create --name NAME")
+        return 0
+    print(format_table(keys))
+    return 0
+
+
+def revoke_command(args: argparse.Namespace) -> int:
+    if not _with_store(args, lambda store: store.revoke(args.key_id)):
+        raise CliError(f"no active key with id {args.key_id!r} (see: imagegate keys list)")
+    print(f"Revoked {args.key_id}.")
+    return 0
+
+
+def parse_models(value: str | None) -> list[str] | None:
+    """``"a, b"`` -> ``["a", "b"]``; nothing (or only commas) means every model."""
+    if value is None:
+        return None
+    models = [name.strip() for name in value.split(",") if name.strip()]
+    return models or None
+
+
+def format_table(keys: list[ApiKey]) -> str:
+    header = ("ID", "NAME", "PREFIX", "MODELS", "CREATED", "REVOKED")
+    rows = [
+        (
+            key.id,
+            key.name,
+            key.prefix + "…",
+            ",".join(key.models) if key.models is not None else "*",
+            _timestamp(key.created_at),
+            _timestamp(key.revoked_at) if key.revoked_at else "-",
+        )
+        for key in keys
+    ]
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in [header, *rows]
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _with_store(args: argparse.Namespace, action: Callable[[KeyStore], Awaitable[T]]) -> T:
+    url = settings_from(args).resolved_database_url
+    migrate.upgrade(url)
+
+    async def run() -> T:
+        engine = create_engine(url)
+        try:
+            return await action(KeyStore(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _models_text(key: ApiKey) -> str:
+    return "all models" if key.models is None else "models " + ", ".join(key.models)
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ")

@@ -1,0 +1,79 @@
+"""Database tables: the storage shape, kept apart from domain objects and wire models.
+
+Later features add their tables here, on the same `metadata`, each with a hand-written
+migration in ``migrations/versions``. ``tests/db/test_migrations.py`` fails when the two drift.
+
+    class LedgerRow(Base):
+        __tablename__ = "ledger"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+        created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Dialect, MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Fixed constraint names, so migrations can name what they create and later drop or alter it
+# identically on SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python, whatever the backend.
+
+    PostgreSQL keeps the offset (``timestamptz``); SQLite has no timezone support, so values are
+    stored as naive UTC there and given their UTC tzinfo back when read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            # A naive time would be stored as if it were UTC, silently shifting local times.
+            raise ValueError("UtcDateTime needs a timezone-aware datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+    type_annotation_map: dict[Any, Any] = {datetime: UtcDateTime}
+
+
+class ApiKeyRow(Base):
+    """A client key. Only the SHA-256 of the secret is kept; the secret is shown once."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    # The first characters of the secret, so people can tell their keys apart in listings.
+    key_prefix: Mapped[str] = mapped_column(String(16))
+    # None means every model; a list restricts the key to those public model names. none_as_null
+    # stores SQL NULL rather than JSON 'null', so "all models" is queryable as IS NULL.
+    models: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
