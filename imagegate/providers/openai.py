@@ -1,0 +1,295 @@
+"""Any upstream that speaks OpenAI's Images API: OpenAI itself, Azure-style proxies, other gateways.
+
+"Another OpenAI-compatible host" is a channel with a different ``base_url``, not new code.
+Results stay base64 as received (see :class:`~imagegate.domain.ImageBlob`); the gateway
+decides later whether to decode, transcode or host them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+
+from imagegate.domain import (
+    GeneratedImage,
+    ImageBlob,
+    ImageFormat,
+    ImageRequest,
+    ImageResult,
+    PartialImage,
+    ProviderEvent,
+    Usage,
+)
+from imagegate.errors import GatewayError, RateLimited, UpstreamFailed, UpstreamRejected, UpstreamTimeout
+from imagegate.providers.base import Provider
+from imagegate.providers.sse import iter_sse
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_FORMATS: dict[str, ImageFormat] = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "webp": "webp"}
+_Kind = Literal["image_generation", "image_edit"]
+# What a call may raise besides our own errors; anything else is a bug and should surface as one.
+_TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientError, ValueError, TypeError)
+
+
+class OpenAIProvider(Provider):
+    name = "openai"
+    can_stream = True
+    can_edit = True
+    needs_key = True
+
+    @property
+    def base_url(self) -> str:
+        return (self.channel.base_url or DEFAULT_BASE_URL).rstrip("/")
+
+    async def generate(self, request: ImageRequest, upstream_model: str) -> AsyncIterator[ProviderEvent]:
+        body = self._fields(request, upstream_model)
+        async for event in self._call("/images/generations", "image_generation", upstream_model, json=body):
+            yield event
+
+    async def edit(self, request: ImageRequest, upstream_model: str) -> AsyncIterator[ProviderEvent]:
+        fields = self._fields(request, upstream_model)
+        if request.input_fidelity is not None:
+            fields["input_fidelity"] = request.input_fidelity
+        form = aiohttp.FormData()
+        for key, value in fields.items():
+            form.add_field(key, _form_value(value))
+        # OpenAI reads a lone file from `image` and several from `image[]`.
+        field_name = "image" if len(request.images) == 1 else "image[]"
+        for i, image in enumerate(request.images):
+            name, content_type = f"image_{i}.{image.format}", f"image/{image.format}"
+            form.add_field(field_name, image.data, filename=name, content_type=content_type)
+        if request.mask is not None:
+            form.add_field("mask", request.mask.data, filename="mask.png", content_type="image/png")
+        async for event in self._call("/images/edits", "image_edit", upstream_model, data=form):
+            yield event
+
+    async def download(self, url: str) -> bytes:
+        """Fetch an image URL the upstream returned, through the same pooled session."""
+        headers = self._headers() if _same_origin(url, self.base_url) else {}
+        try:
+            async with self.http.upstream.get(url, headers=headers, timeout=self._timeout()) as response:
+                if response.status >= 400:
+                    message = (
+                        f"channel {self.channel.name}: an upstream image URL answered HTTP {response.status}"
+                    )
+                    raise _bad(message)
+                return await response.read()
+        except _TRANSPORT_ERRORS as exc:
+            raise self._transport_error(exc) from exc
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.channel.api_key}"}
+
+    def _timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=self.channel.timeout_s)
+
+    def _fields(self, request: ImageRequest, upstream_model: str) -> dict[str, Any]:
+        fields: dict[str, Any] = {"model": upstream_model, "prompt": request.prompt, "n": request.n}
+        fields["size"] = request.size
+        for key in ("quality", "background", "output_format", "moderation", "user"):
+            if (value := getattr(request, key)) is not None:
+                fields[key] = value
+        # OpenAI rejects a compression below 100 for PNG, and SPEC §2 says it is ignored there.
+        if request.output_compression is not None and request.output_format in ("jpeg", "webp"):
+            fields["output_compression"] = request.output_compression
+        # gpt-image models reject response_format; the gateway converts results itself.
+        if self.channel.options.get("send_response_format") or upstream_model.startswith("dall-e"):
+            fields["response_format"] = "b64_json"
+        if request.stream:
+            fields["stream"] = True
+            fields["partial_images"] = request.partial_images
+        for key, value in request.extra.items():
+            fields.setdefault(key, value)  # unknown client fields never override known ones
+        return fields
+
+    async def _call(
+        self, path: str, kind: _Kind, upstream_model: str, **payload: Any
+    ) -> AsyncIterator[ProviderEvent]:
+        url = self.base_url + path
+        try:
+            async with self.http.upstream.post(
+                url, headers=self._headers(), timeout=self._timeout(), **payload
+            ) as response:
+                if response.status >= 400:
+                    raise self._status_error(response.status, await response.read(), upstream_model, response)
+                if response.content_type == "text/event-stream":
+                    async for event in self._relay(response, kind):
+                        yield event
+                else:
+                    body = _parse_json(await response.read())
+                    yield _result(body, _images(body.get("data")), body.get("created"))
+        except _TRANSPORT_ERRORS as exc:
+            raise self._transport_error(exc) from exc
+
+    async def _relay(self, response: aiohttp.ClientResponse, kind: _Kind) -> AsyncIterator[ProviderEvent]:
+        images: list[GeneratedImage] = []
+        last: dict[str, Any] = {}
+        async for sse in iter_sse(response.content):
+            if sse.data.strip() == "[DONE]":
+                break
+            payload = _parse_json(sse.data.encode())
+            kind_seen = sse.event or str(payload.get("type") or "")
+            if kind_seen == "error" or isinstance(payload.get("error"), dict):
+                raise self._stream_error(payload)
+            if kind_seen.endswith(".partial_image"):
+                yield PartialImage(
+                    index=int(payload.get("partial_image_index") or 0),
+                    image=ImageBlob.from_b64(_b64(payload)),
+                    size=_text(payload.get("size")),
+                )
+            elif kind_seen.endswith(".completed"):
+                images.append(_image(payload))
+                last = payload
+            # Other event types are newer than this code; skipping them keeps the stream going.
+        if not images:
+            raise _bad(f"channel {self.channel.name}: the upstream's {kind} stream ended without an image")
+        yield _result(last, images, last.get("created_at"))
+
+    def _scrub(self, message: str) -> str:
+        key = self.channel.api_key
+        return message.replace(key, "***") if key else message
+
+    def _status_error(
+        self, status: int, raw: bytes, upstream_model: str, response: aiohttp.ClientResponse
+    ) -> GatewayError:
+        error = _error_body(raw)
+        message = self._scrub(str(error.get("message") or f"the upstream answered HTTP {status}"))
+        channel = self.channel.name
+        if status in (400, 413, 422):
+            return UpstreamRejected(
+                message,
+                code=str(error.get("code") or "upstream_rejected"),
+                param=error.get("param"),
+                status=413 if status == 413 else 400,
+            )
+        if status in (401, 403):
+            # The client's key was fine; the gateway's own was not, which is a 502, never a 401.
+            return UpstreamFailed(
+                f"the upstream rejected this gateway's credentials for channel {channel}",
+                code="upstream_auth_failed",
+            )
+        if status == 404:
+            return UpstreamFailed(
+                f"channel {channel}: the upstream does not serve model {upstream_model}: {message}",
+                code="upstream_model_not_found",
+            )
+        if status == 429:
+            retry_after = response.headers.get("Retry-After")
+            return RateLimited(
+                "the upstream is rate limiting this channel",
+                code="rate_limit_exceeded",
+                headers={"Retry-After": retry_after} if retry_after else None,
+            )
+        return UpstreamFailed(f"channel {channel}: the upstream answered HTTP {status}: {message}")
+
+    def _stream_error(self, payload: dict[str, Any]) -> GatewayError:
+        nested = payload.get("error")
+        error: dict[str, Any] = nested if isinstance(nested, dict) else payload
+        message = self._scrub(str(error.get("message") or "the upstream reported an error mid-stream"))
+        code = error.get("code")
+        if code in ("rate_limit_exceeded", "insufficient_quota"):
+            return RateLimited("the upstream is rate limiting this channel", code="rate_limit_exceeded")
+        if error.get("type") == "invalid_request_error" or code == "moderation_blocked":
+            return UpstreamRejected(message, code=str(code or "upstream_rejected"), param=error.get("param"))
+        return UpstreamFailed(f"channel {self.channel.name}: {message}")
+
+    def _transport_error(self, exc: Exception) -> GatewayError:
+        channel = self.channel.name
+        # ServerTimeoutError is also a connection error, so timeouts are matched first.
+        if isinstance(exc, TimeoutError):
+            return UpstreamTimeout(f"channel {channel} did not answer within {self.channel.timeout_s:g}s")
+        if isinstance(exc, aiohttp.ClientConnectionError):
+            return UpstreamFailed(
+                f"could not reach the upstream of channel {channel}", code="upstream_unreachable"
+            )
+        if isinstance(exc, aiohttp.ClientError):
+            return UpstreamFailed(f"channel {channel}: the upstream call failed ({type(exc).__name__})")
+        # ValueError / TypeError: a field of the answer had the wrong shape (e.g. a text token count).
+        return _bad(f"channel {channel}: the upstream's answer was malformed")
+
+
+def _bad(message: str) -> UpstreamFailed:
+    return UpstreamFailed(message, code="upstream_bad_response")
+
+
+def _parse_json(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _bad("the upstream answered with invalid JSON") from exc
+    if not isinstance(body, dict):
+        raise _bad("the upstream answered JSON that is not an object")
+    return body
+
+
+def _error_body(raw: bytes) -> dict[str, Any]:
+    """The ``error`` object of an OpenAI error envelope, or an empty dict for anything else."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, str):  # some compatible hosts send {"error": "text"}
+        return {"message": error}
+    return error if isinstance(error, dict) else {}
+
+
+def _b64(item: dict[str, Any]) -> str:
+    value = item.get("b64_json")
+    if not isinstance(value, str) or not value:
+        raise _bad("the upstream sent an image event without b64_json")
+    return value
+
+
+def _image(item: Any) -> GeneratedImage:
+    if not isinstance(item, dict):
+        raise _bad("the upstream sent an image that is not an object")
+    revised = item.get("revised_prompt")
+    revised = revised if isinstance(revised, str) else None
+    if isinstance(item.get("b64_json"), str) and item["b64_json"]:
+        return GeneratedImage(blob=ImageBlob.from_b64(item["b64_json"]), revised_prompt=revised)
+    if isinstance(item.get("url"), str) and item["url"]:
+        return GeneratedImage(url=item["url"], revised_prompt=revised)
+    raise _bad("the upstream sent an image with neither b64_json nor url")
+
+
+def _images(data: Any) -> list[GeneratedImage]:
+    if not isinstance(data, list) or not data:
+        raise _bad("the upstream answered without images")
+    return [_image(item) for item in data]
+
+
+def _result(body: dict[str, Any], images: list[GeneratedImage], created: Any) -> ImageResult:
+    """The final event; ``body`` is the JSON answer or the last completed stream event."""
+    return ImageResult(
+        images=images,
+        usage=Usage.from_wire(body.get("usage")),
+        size=_text(body.get("size")),
+        quality=_text(body.get("quality")),
+        background=_text(body.get("background")),
+        output_format=_FORMATS.get(str(body.get("output_format")).lower()),
+        created=created if isinstance(created, int) else None,
+    )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _form_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    return json.dumps(value)  # a structured unknown field still travels as text
+
+
+def _same_origin(url: str, base_url: str) -> bool:
+    # The key goes only to the upstream itself, never to a CDN or blob store it links to.
+    a, b = urlsplit(url), urlsplit(base_url)
+    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
