@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
+from imagegate import jsonsplice
 from imagegate.api.deps import gateway, principal
 from imagegate.api.protocol import parse_generation, parse_json_edit, parse_multipart_edit
 from imagegate.api.streaming import stream_response
@@ -61,7 +61,7 @@ async def _respond(request: Request, image_request: ImageRequest, who: Principal
     if image_request.stream:
         return stream_response(gw.images, image_request, who, gw.settings.stream_keepalive_s)
     body = await gw.images.create(image_request, who)
-    return Response(orjson.dumps(body), media_type="application/json")
+    return Response(jsonsplice.dumps(body), media_type="application/json")
 
 
 async def _read_multipart(request: Request) -> tuple[dict[str, str], list[ImageSource], ImageSource | None]:

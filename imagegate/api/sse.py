@@ -7,14 +7,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
+from imagegate import jsonsplice
 
 KEEP_ALIVE = b": keep-alive\n\n"
 
 
 def sse_event(event: str | None, data: Any) -> bytes:
     """One SSE frame. ``data`` is JSON-encoded unless it is already bytes (e.g. ``[DONE]``)."""
-    payload = data if isinstance(data, bytes) else orjson.dumps(data)
+    payload = data if isinstance(data, bytes) else jsonsplice.dumps(data)
     head = f"event: {event}\n".encode() if event else b""
     return head + b"data: " + payload + b"\n\n"
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from imagegate import jsonsplice
 from imagegate.domain import (
     GeneratedImage,
     ImageBlob,
@@ -219,7 +220,8 @@ def _bad(message: str) -> UpstreamFailed:
 
 def _parse_json(raw: bytes) -> dict[str, Any]:
     try:
-        body = orjson.loads(raw)
+        # Image bodies are megabytes of base64: jsonsplice keeps them out of the JSON parser.
+        body = jsonsplice.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise _bad("the upstream answered with invalid JSON") from exc
     if not isinstance(body, dict):

@@ -1,0 +1,120 @@
+"""JSON with multi-megabyte base64 strings, without running those strings through a JSON codec.
+
+An image response is a few hundred bytes of structure around megabytes of base64. Parsing and
+re-serialising those megabytes costs more CPU than everything else a request does, and they
+never need it: base64 has no characters JSON escapes. So the long ``b64_json`` values are cut
+out by a byte search, the small remainder is parsed, and on the way out they are spliced back.
+
+    body = loads(raw)              # like orjson.loads; long b64_json values come back as str
+    raw = dumps(body)              # like orjson.dumps; long strings are spliced, not encoded
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import orjson
+
+_KEY = b'"b64_json"'
+_WHITESPACE = b" \t\r\n"
+#: Strings shorter than this go through orjson as usual: splicing pays only for large ones.
+LARGE = 64 * 1024
+
+
+def loads(raw: bytes) -> Any:
+    """Parse JSON; raises ``orjson.JSONDecodeError`` like ``orjson.loads``."""
+    skeleton_parts: list[bytes] = []
+    values: list[str] = []
+    marker = "\x00" + secrets.token_hex(4)
+    copied = 0  # raw[:copied] is already in skeleton_parts
+    search = 0
+    while (found := raw.find(_KEY, search)) >= 0:
+        start = _value_start(raw, found + len(_KEY))
+        if start < 0:
+            search = found + len(_KEY)
+            continue
+        end = raw.find(b'"', start)
+        if end < 0:
+            break
+        search = end + 1
+        value = raw[start:end]
+        if len(value) < LARGE or b"\\" in value or not value.isascii():
+            continue
+        skeleton_parts.append(raw[copied:start])
+        skeleton_parts.append(orjson.dumps(f"{marker}{len(values)}")[1:-1])
+        values.append(value.decode("ascii"))
+        copied = end
+    if not values:
+        return orjson.loads(raw)
+    skeleton_parts.append(raw[copied:])
+    body = orjson.loads(b"".join(skeleton_parts))
+    restored = _restore(body, marker, values)
+    if restored != len(values):
+        # A marker landed somewhere unexpected; the slow path is always right.
+        return orjson.loads(raw)
+    return body
+
+
+def dumps(body: Any) -> bytes:
+    """Serialise like ``orjson.dumps``, splicing in large strings instead of encoding them."""
+    large: list[str] = []
+    marker = "\x00" + secrets.token_hex(4)
+    skeleton = _extract(body, marker, large)
+    if not large:
+        return orjson.dumps(body)
+    out = orjson.dumps(skeleton)
+    parts: list[bytes] = []
+    pos = 0
+    for index, value in enumerate(large):
+        token = orjson.dumps(f"{marker}{index}")
+        at = out.index(token, pos)
+        parts.append(out[pos : at + 1])
+        parts.append(value.encode("ascii"))
+        pos = at + len(token) - 1
+    parts.append(out[pos:])
+    return b"".join(parts)
+
+
+def _value_start(raw: bytes, pos: int) -> int:
+    """Index just past the opening quote of the value after a key, or -1 if it is no string."""
+    length = len(raw)
+    while pos < length and raw[pos] in _WHITESPACE:
+        pos += 1
+    if pos >= length or raw[pos] != ord(":"):
+        return -1
+    pos += 1
+    while pos < length and raw[pos] in _WHITESPACE:
+        pos += 1
+    if pos >= length or raw[pos] != ord('"'):
+        return -1
+    return pos + 1
+
+
+def _restore(node: Any, marker: str, values: list[str]) -> int:
+    count = 0
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        if isinstance(value, str) and value.startswith(marker):
+            node[key] = values[int(value[len(marker) :])]
+            count += 1
+        elif isinstance(value, dict | list):
+            count += _restore(value, marker, values)
+    return count
+
+
+def _extract(node: Any, marker: str, large: list[str]) -> Any:
+    if isinstance(node, dict):
+        return {key: _extract(value, marker, large) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_extract(value, marker, large) for value in node]
+    if (
+        isinstance(node, str)
+        and len(node) >= LARGE
+        and node.isascii()
+        and '"' not in node
+        and "\\" not in node
+    ):
+        large.append(node)
+        return f"{marker}{len(large) - 1}"
+    return node
