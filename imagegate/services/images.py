@@ -28,8 +28,8 @@ from imagegate.errors import InvalidRequest, PermissionDenied, UpstreamFailed, U
 from imagegate.http import HttpClients
 from imagegate.media.sizes import check_size
 from imagegate.media.transcode import convert_image, image_dimensions
-from imagegate.observability import note
 from imagegate.providers.registry import Catalog, Channel, ModelSpec
+from imagegate.services.routing import ChannelRouter
 from imagegate.settings import Settings
 from imagegate.storage.base import ImageStore
 
@@ -40,6 +40,7 @@ _HEADER_BYTES = 64 * 1024
 class ImageService:
     def __init__(self, settings: Settings, catalog: Catalog, store: ImageStore, http: HttpClients) -> None:
         self.catalog = catalog
+        self.router = ChannelRouter(catalog)
         self.store = store
         self.http = http
         self.public_url = settings.resolved_public_url
@@ -68,12 +69,9 @@ class ImageService:
     # -- running ------------------------------------------------------------------------------
 
     async def events(self, request: ImageRequest, principal: Principal) -> AsyncIterator[ProviderEvent]:
-        """The provider's events for a prepared request, from one chosen channel."""
+        """The provider's events for a prepared request, from the channel the router chose."""
         self.prepare(request, principal)
-        channel = self.catalog.pick_channel(request.model)
-        note(channel=channel.name)
-        upstream_model = channel.config.upstream_model(request.model)
-        async for event in channel.provider.run(request, upstream_model):
+        async for channel, event in self.router.run(request):
             if isinstance(event, ImageResult):
                 event = await self._materialise(event, channel)
             yield event
