@@ -155,6 +155,8 @@ class GeneratedImage:
     blob: ImageBlob | None = None
     url: str | None = None
     revised_prompt: str | None = None
+    #: The seed a local model used, reported so a client can reproduce the image.
+    seed: int | None = None
 
 
 @dataclass(slots=True)

@@ -34,6 +34,9 @@ class ChannelConfig(BaseModel):
     priority: int = 0
     weight: int = Field(default=1, ge=1)
     timeout_s: float = Field(default=300.0, gt=0)
+    #: At most this many requests in flight on this channel (None: no limit).
+    max_concurrency: int | None = Field(default=None, ge=1)
+    #: Provider-specific settings (e.g. a local model's path or device).
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("api_key")
@@ -85,6 +88,13 @@ class Settings(BaseSettings):
     fetch_max_redirects: int = Field(default=3, ge=0)
     key_cache_ttl_s: float = Field(default=1.0, ge=0)
     stream_keepalive_s: float = Field(default=15.0, gt=0)
+    #: Channels tried per request when attempts fail before any byte reached the client.
+    route_max_attempts: int = Field(default=3, ge=1)
+    #: Consecutive failures that rest a channel, and how long it rests before a probe.
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    #: Request-log rows older than this are deleted (0 keeps them forever).
+    log_retention_days: int = Field(default=90, ge=0)
     log_level: str = "INFO"
 
     channels: list[ChannelConfig] = Field(default_factory=list)

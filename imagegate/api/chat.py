@@ -16,7 +16,7 @@ from imagegate.api.deps import gateway, principal
 from imagegate.api.sse import sse_event, with_keep_alive
 from imagegate.domain import ImageRequest, ImageResult, Principal
 from imagegate.errors import GatewayError, UpstreamFailed
-from imagegate.observability import note
+from imagegate.observability import note, note_error
 from imagegate.services.chat import ChatImageService, chunk_body, completion_body, completion_id, usage_wire
 
 router = APIRouter()
@@ -73,13 +73,13 @@ async def _stream(
         result = await _final(service, image_request, who)
         reply = await service.reply(image_request, result)
     except GatewayError as error:
-        note(error_code=error.code or error.type, error_message=error.message)
+        note_error(error)
         yield sse_event(None, error.to_body())
         return
     except Exception:
         logger.exception("chat stream failed")
         internal = GatewayError("The gateway hit an internal error while streaming.")
-        note(error_code=internal.code, error_message=internal.message)
+        note_error(internal)
         yield sse_event(None, internal.to_body())
         return
     yield chunk({"content": reply.content})

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from imagegate.errors import GatewayError, InvalidRequest, NotFound
-from imagegate.observability import note
+from imagegate.observability import note_error
 
 logger = logging.getLogger("imagegate.errors")
 
@@ -19,7 +19,7 @@ _HTTP_STATUS_ERRORS: dict[int, type[GatewayError]] = {404: NotFound}
 
 
 def error_response(error: GatewayError) -> Response:
-    note(error_code=error.code or error.type, error_message=error.message)
+    note_error(error)
     return Response(
         orjson.dumps(error.to_body()),
         status_code=error.status,

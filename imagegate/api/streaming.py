@@ -12,7 +12,7 @@ from starlette.responses import StreamingResponse
 from imagegate.api.sse import sse_event, with_keep_alive
 from imagegate.domain import ImageRequest, ImageResult, PartialImage, Principal
 from imagegate.errors import GatewayError
-from imagegate.observability import note
+from imagegate.observability import note_error
 from imagegate.services.images import ImageService
 
 logger = logging.getLogger("imagegate.streaming")
@@ -41,12 +41,12 @@ async def _frames(service: ImageService, request: ImageRequest, who: Principal) 
                 for payload in await _completed_payloads(service, prefix, event, request):
                     yield sse_event(f"{prefix}.completed", payload)
     except GatewayError as error:
-        note(error_code=error.code or error.type, error_message=error.message)
+        note_error(error)
         yield sse_event("error", {"type": "error", **error.to_body()})
     except Exception:
         logger.exception("stream failed")
         internal = GatewayError("The gateway hit an internal error while streaming.")
-        note(error_code=internal.code, error_message=internal.message)
+        note_error(internal)
         yield sse_event("error", {"type": "error", **internal.to_body()})
 
 

@@ -19,6 +19,8 @@ PROVIDER_CLASSES = {
     "demo": "imagegate.providers.demo:DemoProvider",
     "openai": "imagegate.providers.openai:OpenAIProvider",
     "openai-chat-image": "imagegate.providers.openai_chat_image:OpenAIChatImageProvider",
+    "gemini": "imagegate.providers.gemini:GeminiProvider",
+    "diffusers": "imagegate.providers.diffusers:DiffusersProvider",
 }
 
 DEMO_CHANNEL = ChannelConfig(name="demo", provider="demo", models=["demo"])

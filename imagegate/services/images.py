@@ -107,18 +107,20 @@ class ImageService:
 
     async def deliver(
         self, image: GeneratedImage, request: ImageRequest, *, always_b64: bool = False
-    ) -> dict[str, str]:
+    ) -> dict[str, Any]:
         """One image as the client asked for it: hosted URL or base64, in the asked format."""
         assert image.blob is not None  # _materialise downloaded every URL
         blob = await self.ensure_format(image.blob, request)
         image.blob = blob  # later readers (size echo) see the delivered bytes
-        item: dict[str, str] = {}
+        item: dict[str, Any] = {}
         if request.response_format == "url":
             item["url"] = await self.host(blob)
         if request.response_format == "b64_json" or always_b64:
             item["b64_json"] = blob.b64()
         if image.revised_prompt is not None:
             item["revised_prompt"] = image.revised_prompt
+        if image.seed is not None:
+            item["seed"] = image.seed
         return item
 
     async def ensure_format(self, blob: ImageBlob, request: ImageRequest) -> ImageBlob:
