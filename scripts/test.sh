@@ -8,6 +8,11 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
 
+# The suite runs its accounts tests on PostgreSQL and its rate-limit tests on Redis too. Where
+# the services are installed but stopped (a fresh CI machine), start them; where they are
+# absent, those tests skip.
+bash scripts/services.sh
+
 .venv/bin/ruff check imagegate tests bench
 .venv/bin/ruff format --check imagegate tests bench
 .venv/bin/mypy imagegate
