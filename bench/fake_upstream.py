@@ -5,7 +5,9 @@ gateway and not the upstream. The request's ``model`` picks the case:
 
 - ``bench-small``: a real 64x64 PNG as ``b64_json`` (a few hundred bytes);
 - ``bench-4mb``: a real 1024x1024 RGBA PNG of noise (~4.2 MB, ~5.6 MB once base64'd);
-- ``bench-slow``: the small PNG, answered after ``--slow-s`` seconds (default 5).
+- ``bench-slow``: the small PNG, answered after ``--slow-s`` seconds (default 5);
+- ``bench-stream``: with ``"stream": true``, the 4 MB image as Server-Sent Events: one
+  ``image_generation.partial_image`` event per ``partial_images`` (0-3), then the completed event.
 
 Usage::
 
@@ -36,8 +38,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-SMALL, BIG, SLOW = "bench-small", "bench-4mb", "bench-slow"
-JSON_HEADERS = [(b"content-type", b"application/json")]
+SMALL, BIG, SLOW, STREAM = "bench-small", "bench-4mb", "bench-slow", "bench-stream"
+JSON, EVENT_STREAM = b"application/json", b"text/event-stream"
 
 
 def small_png() -> bytes:
@@ -93,6 +95,45 @@ class Case:
             self._second = now
         return self._body
 
+    def stream_body(self, partials: int) -> bytes:
+        """The same image as OpenAI's streaming events, ``partials`` previews first."""
+        common = {
+            "created_at": int(time.time()),
+            "size": self.size,
+            "quality": "low",
+            "background": "opaque",
+            "output_format": "png",
+        }
+        events = [
+            sse(
+                "image_generation.partial_image",
+                {
+                    "type": "image_generation.partial_image",
+                    "b64_json": self.b64,
+                    "partial_image_index": i,
+                    **common,
+                },
+            )
+            for i in range(partials)
+        ]
+        usage = {
+            "input_tokens": 4,
+            "input_tokens_details": {"text_tokens": 4, "image_tokens": 0},
+            "output_tokens": 272,
+            "total_tokens": 276,
+        }
+        events.append(
+            sse(
+                "image_generation.completed",
+                {"type": "image_generation.completed", "b64_json": self.b64, "usage": usage, **common},
+            )
+        )
+        return b"".join(events)
+
+
+def sse(event: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
 
 @dataclass
 class Upstream:
@@ -102,17 +143,26 @@ class Upstream:
     slow_model: str
     slow_s: float
 
-    async def answer(self, raw: bytes) -> tuple[int, bytes]:
+    async def answer(self, raw: bytes) -> tuple[int, bytes, bytes]:
+        """(status, body, content type) for a request body."""
         try:
-            model = orjson.loads(raw).get("model")
+            request = orjson.loads(raw)
+            model = request.get("model")
         except (orjson.JSONDecodeError, AttributeError):
-            return 400, error_body("body is not a JSON object", "invalid_request_error", None)
+            return 400, error_body("body is not a JSON object", "invalid_request_error", None), JSON
         case = self.cases.get(model) if isinstance(model, str) else None
         if case is None:
-            return 404, error_body(f"unknown model {model!r}", "invalid_request_error", "model_not_found")
+            return (
+                404,
+                error_body(f"unknown model {model!r}", "invalid_request_error", "model_not_found"),
+                JSON,
+            )
         if model == self.slow_model:
             await asyncio.sleep(self.slow_s)
-        return 200, case.body()
+        if request.get("stream") is True:
+            partials = min(max(int(request.get("partial_images") or 0), 0), 3)
+            return 200, case.stream_body(partials), EVENT_STREAM
+        return 200, case.body(), JSON
 
 
 def error_body(message: str, kind: str, code: str | None) -> bytes:
@@ -121,7 +171,8 @@ def error_body(message: str, kind: str, code: str | None) -> bytes:
 
 def build_upstream(slow_s: float) -> Upstream:
     small = Case(small_png(), "64x64")
-    return Upstream({SMALL: small, BIG: Case(noise_png(), "1024x1024"), SLOW: small}, SLOW, slow_s)
+    big = Case(noise_png(), "1024x1024")
+    return Upstream({SMALL: small, BIG: big, SLOW: small, STREAM: big}, SLOW, slow_s)
 
 
 def asgi_app(upstream: Upstream) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
@@ -138,12 +189,16 @@ def asgi_app(upstream: Upstream) -> Callable[[Scope, Receive, Send], Awaitable[N
                 msg = await receive()
                 chunks.append(msg.get("body", b""))
                 more = msg.get("more_body", False)
-            status, body = await upstream.answer(b"".join(chunks))
+            status, body, content_type = await upstream.answer(b"".join(chunks))
         elif method == "GET" and path == "/healthz":
-            status, body = 200, b'{"status":"ok"}'
+            status, body, content_type = 200, b'{"status":"ok"}', JSON
         else:
-            status, body = 404, error_body(f"no route {method} {path}", "invalid_request_error", None)
-        headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+            status, body, content_type = (
+                404,
+                error_body(f"no route {method} {path}", "invalid_request_error", None),
+                JSON,
+            )
+        headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -175,8 +230,8 @@ def run_aiohttp(upstream: Upstream, host: str, port: int) -> None:
     from aiohttp import web
 
     async def generations(request: web.Request) -> web.Response:
-        status, body = await upstream.answer(await request.read())
-        return web.Response(status=status, body=body, content_type="application/json")
+        status, body, content_type = await upstream.answer(await request.read())
+        return web.Response(status=status, body=body, content_type=content_type.decode())
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(body=b'{"status":"ok"}', content_type="application/json")

@@ -131,9 +131,9 @@ class OpenAIProvider(Provider):
         images: list[GeneratedImage] = []
         last: dict[str, Any] = {}
         async for sse in iter_sse(response.content):
-            if sse.data.strip() == "[DONE]":
+            if sse.raw.strip() == b"[DONE]":
                 break
-            payload = _parse_json(sse.data.encode())
+            payload = _parse_json(sse.raw)
             kind_seen = sse.event or str(payload.get("type") or "")
             if kind_seen == "error" or isinstance(payload.get("error"), dict):
                 raise self._stream_error(payload)

@@ -13,22 +13,40 @@ Usage::
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import aiohttp
 
-# The three line endings the SSE grammar allows; "\r\n" first so it is taken as one ending.
-_EOL = re.compile(rb"\r\n|\r|\n")
 
-
-@dataclass(slots=True, frozen=True)
 class SseEvent:
-    """One dispatched event: its ``event:`` name (None when absent) and its joined data lines."""
+    """One dispatched event: its ``event:`` name (None when absent) and its joined data lines.
 
-    event: str | None
-    data: str
+    The data stays bytes (``raw``) as it arrived: a multi-megabyte JSON payload goes straight
+    to the JSON parser without a decode and re-encode; ``data`` decodes it on demand.
+    """
+
+    __slots__ = ("event", "raw")
+
+    def __init__(
+        self, event: str | None = None, data: str | None = None, *, raw: bytes | None = None
+    ) -> None:
+        self.event = event
+        self.raw = raw if raw is not None else (data or "").encode()
+
+    @property
+    def data(self) -> str:
+        return self.raw.decode("utf-8", errors="replace")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SseEvent):
+            return NotImplemented
+        return (self.event, self.raw) == (other.event, other.raw)
+
+    def __hash__(self) -> int:
+        return hash((self.event, self.raw))
+
+    def __repr__(self) -> str:
+        return f"SseEvent(event={self.event!r}, data={self.data[:60]!r})"
 
 
 class SseDecoder:
@@ -43,57 +61,83 @@ class SseDecoder:
         # A chunk that ended in "\r" may be half of a "\r\n" whose "\n" opens the next chunk.
         self._skip_lf = False
         self._first_line = True
+        # Almost every server ends lines with "\n" alone; "\r" is looked for only once seen,
+        # so a multi-megabyte line costs one memchr pass instead of a regex scan.
+        self._saw_cr = False
         self._event: str | None = None
-        self._data: list[str] = []
+        self._data: list[bytes] = []
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
         if self._skip_lf and chunk:
             self._skip_lf = False
             if chunk.startswith(b"\n"):
                 chunk = chunk[1:]
+        if not self._saw_cr and b"\r" in chunk:
+            self._saw_cr = True
         buffer = self._buffer
         # Only the new bytes can hold a line ending: the rest was scanned on earlier calls.
         position = len(buffer)
         buffer += chunk
         events: list[SseEvent] = []
         line_start = 0
-        while (match := _EOL.search(buffer, position)) is not None:
-            event = self._line(bytes(buffer[line_start : match.start()]))
+        while (found := self._line_end(buffer, position)) is not None:
+            end, next_start = found
+            event = self._line(buffer[line_start:end])
             if event is not None:
                 events.append(event)
-            line_start = position = match.end()
-            if match.group() == b"\r" and line_start == len(buffer):
-                self._skip_lf = True
+            line_start = position = next_start
         if line_start:
             del buffer[:line_start]
         return events
+
+    def _line_end(self, buffer: bytearray, position: int) -> tuple[int, int] | None:
+        """(end of the line, start of the next) for the first line ending at or after ``position``."""
+        newline = buffer.find(b"\n", position)
+        if self._saw_cr:
+            limit = newline if newline >= 0 else len(buffer)
+            carriage = buffer.find(b"\r", position, limit)
+            if carriage >= 0:
+                if carriage + 1 < len(buffer):
+                    return carriage, carriage + (2 if buffer[carriage + 1] == 0x0A else 1)
+                # "\r" ends the chunk: the "\n" of a "\r\n" may open the next one.
+                self._skip_lf = True
+                return carriage, carriage + 1
+        if newline >= 0:
+            return newline, newline + 1
+        return None
 
     def flush(self) -> list[SseEvent]:
         """End of stream: a last event still counts, since some servers omit the closing blank line."""
         events: list[SseEvent] = []
         if self._buffer:
-            self._line(bytes(self._buffer))
+            self._line(self._buffer[:])
             self._buffer.clear()
         event = self._dispatch()
         if event is not None:
             events.append(event)
         return events
 
-    def _line(self, raw: bytes) -> SseEvent | None:
-        line = raw.decode("utf-8", errors="replace")
+    def _line(self, raw: bytearray) -> SseEvent | None:
+        # Fields are matched on bytes: decoding a multi-megabyte data line to str only to
+        # split it would copy it twice more.
         if self._first_line:
             self._first_line = False
-            line = line.removeprefix("\ufeff")
-        if not line:
+            if raw.startswith(b"\xef\xbb\xbf"):
+                del raw[:3]
+        if not raw:
             return self._dispatch()
-        if line.startswith(":"):
+        if raw.startswith(b":"):
             return None  # a comment, e.g. a keep-alive
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "data":
-            self._data.append(value)
-        elif name == "event":
-            self._event = value
+        colon = raw.find(b":")
+        name = bytes(raw if colon < 0 else raw[:colon])
+        value_start = len(raw) if colon < 0 else colon + 1
+        if raw[value_start : value_start + 1] == b" ":
+            value_start += 1
+        if name == b"data":
+            del raw[:value_start]
+            self._data.append(bytes(raw))
+        elif name == b"event":
+            self._event = raw[value_start:].decode("utf-8", errors="replace")
         # "id" and "retry" steer browser reconnection, which a one-shot upstream call never does.
         return None
 
@@ -102,7 +146,7 @@ class SseDecoder:
         self._event, self._data = None, []
         if not data:
             return None  # the SSE rule: an event without data lines is not dispatched
-        return SseEvent(event=event, data="\n".join(data))
+        return SseEvent(event=event, raw=data[0] if len(data) == 1 else b"\n".join(data))
 
 
 async def iter_sse(content: aiohttp.StreamReader) -> AsyncIterator[SseEvent]:
