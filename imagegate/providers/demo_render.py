@@ -91,6 +91,8 @@ def _wrap(text: str, font: Font, width: float, max_lines: int) -> list[str]:
     lines: list[str] = []
     current = ""
     for word in text.split():
+        if len(lines) > max_lines:
+            break  # a 32,000-character prompt must not cost more than what is drawn
         candidate = f"{current} {word}" if current else word
         if font.getlength(candidate) <= width:
             current = candidate
@@ -99,10 +101,8 @@ def _wrap(text: str, font: Font, width: float, max_lines: int) -> list[str]:
             lines.append(current)
         current = word
         # A word wider than a whole line (a URL, a long compound) is cut where it must be.
-        while len(current) > 1 and font.getlength(current) > width:
-            cut = len(current) - 1
-            while cut > 1 and font.getlength(current[:cut]) > width:
-                cut -= 1
+        while len(current) > 1 and font.getlength(current) > width and len(lines) <= max_lines:
+            cut = _longest_fitting_prefix(current, font, width)
             lines.append(current[:cut])
             current = current[cut:]
     if current:
@@ -114,6 +114,18 @@ def _wrap(text: str, font: Font, width: float, max_lines: int) -> list[str]:
             last = last[:-1]
         lines[-1] = last.rstrip() + "..."
     return lines
+
+
+def _longest_fitting_prefix(word: str, font: Font, width: float) -> int:
+    """Length of the longest prefix of ``word`` that fits ``width`` (at least 1), by bisection."""
+    low, high = 1, len(word)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if font.getlength(word[:middle]) <= width:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _caption(canvas: Image.Image, text: str, top: int, bottom: int) -> None:
