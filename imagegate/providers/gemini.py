@@ -1,0 +1,381 @@
+"""Google's native image generation ("nano banana") through the Gemini API's ``generateContent``.
+
+A channel::
+
+    [[channels]]
+    name = "banana"
+    provider = "gemini"
+    api_key = "env:GEMINI_API_KEY"          # sent as x-goog-api-key, never in the URL
+    models = ["gemini-2.5-flash-image", "gemini-3-pro-image-preview"]
+    options = { image_sizes = true }        # see below
+
+How OpenAI's request maps onto Gemini's:
+
+- ``size`` → ``imageConfig.aspectRatio`` (nearest of Gemini's ten ratios) and, where the model
+  takes it, ``imageConfig.imageSize`` (1K/2K/4K by the long side); ``auto`` sends neither. The
+  response's ``size`` is measured on the returned image, so the client sees what it got.
+- ``n`` → n concurrent calls (Gemini image models make one candidate per call); images are
+  concatenated and usage summed.
+- Edits send every input image as an ``inlineData`` part after the prompt. Gemini takes no
+  mask: one is refused with a 400 unless ``options.mask_as_image`` sends it as one more image
+  with a sentence telling the model what it is.
+- ``output_format`` is left to the gateway, which transcodes Gemini's PNG/JPEG bytes.
+
+Channel options: ``image_sizes`` (send ``imageSize``; default on for Pro and 3.x models),
+``mask_as_image`` (default off), ``response_modalities`` (default ``["TEXT", "IMAGE"]``, so a
+refusal comes with the model's explanation) and ``safety_settings`` (sent as ``safetySettings``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+
+from imagegate.domain import GeneratedImage, ImageBlob, ImageRequest, ImageResult, ProviderEvent, Usage
+from imagegate.errors import (
+    GatewayError,
+    InvalidRequest,
+    RateLimited,
+    UpstreamFailed,
+    UpstreamRejected,
+    UpstreamTimeout,
+)
+from imagegate.media.transcode import image_dimensions
+from imagegate.providers.base import Provider
+from imagegate.providers.gemini_sizes import image_config, supports_image_size
+
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
+# What a call may raise besides our own errors; anything else is a bug and should surface as one.
+_TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientError, ValueError, TypeError)
+# Enough of an image to read its dimensions from the header, JPEG's included.
+_HEADER_BYTES = 64 * 1024
+_MASK_NOTE = (
+    "The last image is a mask for the first one: change only the areas where the mask is "
+    "transparent and keep everything else exactly as it is."
+)
+
+
+class GeminiProvider(Provider):
+    name = "gemini"
+    can_stream = False
+    can_edit = True
+    needs_key = True
+
+    @property
+    def base_url(self) -> str:
+        return (self.channel.base_url or DEFAULT_BASE_URL).rstrip("/")
+
+    async def generate(self, request: ImageRequest, upstream_model: str) -> AsyncIterator[ProviderEvent]:
+        yield await self._run(request, upstream_model, [{"text": request.prompt}])
+
+    async def edit(self, request: ImageRequest, upstream_model: str) -> AsyncIterator[ProviderEvent]:
+        mask_as_image = bool(self.channel.options.get("mask_as_image", False))
+        if request.mask is not None and not mask_as_image:
+            raise InvalidRequest(
+                "Gemini image models take no mask: describe the area to change in the prompt "
+                "and send the image without a mask.",
+                param="mask",
+                code="unsupported_parameter",
+            )
+        prompt = request.prompt
+        images = list(request.images)
+        if request.mask is not None:
+            prompt = f"{prompt}\n\n{_MASK_NOTE}"
+            images.append(request.mask)
+        parts: list[dict[str, Any]] = [{"text": prompt}]
+        for image in images:
+            data = base64.b64encode(image.data).decode("ascii")
+            parts.append({"inlineData": {"mimeType": f"image/{image.format}", "data": data}})
+        yield await self._run(request, upstream_model, parts)
+
+    # -- one request --------------------------------------------------------------------------
+
+    def _body(self, upstream_model: str, size: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+        options = self.channel.options
+        modalities = options.get("response_modalities") or ["TEXT", "IMAGE"]
+        generation: dict[str, Any] = {"responseModalities": list(modalities)}
+        with_image_size = bool(options.get("image_sizes", supports_image_size(upstream_model)))
+        if config := image_config(size, with_image_size=with_image_size):
+            generation["imageConfig"] = config
+        body: dict[str, Any] = {
+            "contents": [{"role": "user", "parts": parts}],
+            "generationConfig": generation,
+        }
+        if options.get("safety_settings"):
+            body["safetySettings"] = options["safety_settings"]
+        return body
+
+    async def _run(
+        self, request: ImageRequest, upstream_model: str, parts: list[dict[str, Any]]
+    ) -> ImageResult:
+        # Serialised once: an edit's base64 images are megabytes, and n calls share them.
+        payload = orjson.dumps(self._body(upstream_model, request.size, parts))
+        answers = await _concurrently([self._call(payload, upstream_model) for _ in range(request.n)])
+        images = [image for answer in answers for image in answer.images]
+        usages = [answer.usage for answer in answers if answer.usage is not None]
+        usage = _sum(usages) if usages else None
+        first = images[0].blob
+        assert first is not None  # _read_answer makes blobs only
+        return ImageResult(images=images, usage=usage, size=await _measure(first), output_format=first.format)
+
+    async def _call(self, payload: bytes, upstream_model: str) -> Answer:
+        model = quote(upstream_model.removeprefix("models/"), safe="")
+        url = f"{self.base_url}/models/{model}:generateContent"
+        headers = {"x-goog-api-key": self.channel.api_key, "Content-Type": "application/json"}
+        timeout = aiohttp.ClientTimeout(total=self.channel.timeout_s)
+        try:
+            async with self.http.upstream.post(
+                url, data=payload, headers=headers, timeout=timeout
+            ) as response:
+                raw = await response.read()
+                if response.status >= 400:
+                    raise self._status_error(response.status, raw, response.headers, upstream_model)
+            return _read_answer(raw)
+        except _TRANSPORT_ERRORS as exc:
+            raise self._transport_error(exc) from exc
+
+    # -- failures -----------------------------------------------------------------------------
+
+    def _status_error(
+        self, status: int, raw: bytes, headers: Mapping[str, str], upstream_model: str
+    ) -> GatewayError:
+        error = _error_body(raw)
+        key = self.channel.api_key
+        message = str(error.get("message") or f"Gemini answered HTTP {status}")
+        message = message.replace(key, "***") if key else message
+        google_status = str(error.get("status") or "")
+        channel = self.channel.name
+        # Google answers a wrong key with 400 INVALID_ARGUMENT (reason API_KEY_INVALID): that is
+        # this gateway's credential failing, a 502, never the client's 400 or 401.
+        if status in (401, 403) or "API_KEY_INVALID" in _reasons(error):
+            return UpstreamFailed(
+                f"the upstream rejected this gateway's credentials for channel {channel}",
+                code="upstream_auth_failed",
+            )
+        if status == 404:
+            return UpstreamFailed(
+                f"channel {channel}: the upstream does not serve model {upstream_model}: {message}",
+                code="upstream_model_not_found",
+            )
+        if status == 429 or google_status == "RESOURCE_EXHAUSTED":
+            retry_after = headers.get("Retry-After") or _retry_delay(error)
+            return RateLimited(
+                "the upstream is rate limiting this channel",
+                code="rate_limit_exceeded",
+                headers={"Retry-After": retry_after} if retry_after else None,
+            )
+        # FAILED_PRECONDITION is the account's problem (billing, region), not the request's.
+        if status in (400, 413, 422) and google_status != "FAILED_PRECONDITION":
+            return UpstreamRejected(message, code="upstream_rejected", status=413 if status == 413 else 400)
+        return UpstreamFailed(f"channel {channel}: the upstream answered HTTP {status}: {message}")
+
+    def _transport_error(self, exc: Exception) -> GatewayError:
+        channel = self.channel.name
+        # ServerTimeoutError is also a connection error, so timeouts are matched first.
+        if isinstance(exc, TimeoutError):
+            return UpstreamTimeout(f"channel {channel} did not answer within {self.channel.timeout_s:g}s")
+        if isinstance(exc, aiohttp.ClientConnectionError):
+            return UpstreamFailed(
+                f"could not reach the upstream of channel {channel}", code="upstream_unreachable"
+            )
+        if isinstance(exc, aiohttp.ClientError):
+            return UpstreamFailed(f"channel {channel}: the upstream call failed ({type(exc).__name__})")
+        # ValueError / TypeError: a field of the answer had the wrong shape (e.g. a token count).
+        return _bad(f"channel {channel}: the upstream's answer was malformed")
+
+
+async def _concurrently(calls: list[Coroutine[Any, Any, Answer]]) -> list[Answer]:
+    """Await the calls together; the first failure cancels the rest and is raised as it is."""
+    if len(calls) == 1:
+        return [await calls[0]]
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _sum(usages: list[Usage]) -> Usage:
+    return Usage(
+        input_tokens=sum(u.input_tokens for u in usages),
+        output_tokens=sum(u.output_tokens for u in usages),
+        text_tokens=sum(u.text_tokens for u in usages),
+        image_tokens=sum(u.image_tokens for u in usages),
+    )
+
+
+async def _measure(blob: ImageBlob) -> str | None:
+    """The returned image's real ``WxH`` (Gemini picks pixels from the ratio, not the request)."""
+    try:
+        width, height = await asyncio.to_thread(image_dimensions, blob.head(_HEADER_BYTES))
+    except ValueError:
+        return None  # not an image: the gateway's format check reports it
+    return f"{width}x{height}"
+
+
+# -- reading Gemini's answers -------------------------------------------------------------------
+
+# finishReasons that mean a safety system stopped the image, and what each means to a client.
+_SAFETY_REASONS = {
+    "SAFETY": "the response was flagged by Google's safety filters",
+    "IMAGE_SAFETY": "the generated image was flagged by Google's safety filters",
+    "PROHIBITED_CONTENT": "the request involves content Google prohibits",
+    "IMAGE_PROHIBITED_CONTENT": "the generated image showed content Google prohibits",
+    "BLOCKLIST": "the request contains a term on Google's blocklist",
+    "SPII": "the request may contain sensitive personal information",
+}
+# promptFeedback.blockReason: the prompt itself was refused before anything was generated.
+_BLOCK_REASONS = {
+    "SAFETY": "it was flagged by Google's safety filters",
+    "BLOCKLIST": "it contains a term on Google's blocklist",
+    "PROHIBITED_CONTENT": "it involves content Google prohibits",
+    "IMAGE_SAFETY": "an input image was flagged by Google's safety filters",
+}
+_MAX_MODEL_TEXT = 500
+
+
+@dataclass(slots=True)
+class Answer:
+    images: list[GeneratedImage]
+    usage: Usage | None
+
+
+def _read_answer(raw: bytes) -> Answer:
+    """The images and usage of one ``generateContent`` answer; a refusal becomes a 400."""
+    body = _parse(raw)
+    feedback = body.get("promptFeedback")
+    if isinstance(feedback, dict) and feedback.get("blockReason"):
+        reason = str(feedback["blockReason"])
+        why = _BLOCK_REASONS.get(reason, "of Google's content policy")
+        raise UpstreamRejected(
+            f"Gemini blocked the prompt because {why} (blockReason {reason}). "
+            "Change the prompt or the input images and try again.",
+            code="moderation_blocked",
+            param="prompt",
+        )
+    candidates = body.get("candidates")
+    if not isinstance(candidates, list) or not candidates or not isinstance(candidates[0], dict):
+        raise _bad("Gemini answered without a candidate")
+    images: list[GeneratedImage] = []
+    texts: list[str] = []
+    for candidate in candidates:
+        _collect(candidate, images, texts)
+    if images:
+        return Answer(images, _usage(body.get("usageMetadata")))
+    first = candidates[0]
+    reason = str(first.get("finishReason") or "FINISH_REASON_UNSPECIFIED")
+    said = " ".join(texts).strip() or str(first.get("finishMessage") or "").strip()
+    said = f" The model said: {said[:_MAX_MODEL_TEXT]}" if said else ""
+    if reason in _SAFETY_REASONS:
+        raise UpstreamRejected(
+            f"Gemini refused to make this image: {_SAFETY_REASONS[reason]} (finishReason {reason}).{said}",
+            code="moderation_blocked",
+            param="prompt",
+        )
+    # NO_IMAGE, IMAGE_OTHER, RECITATION, MAX_TOKENS, a plain STOP with only text...: the model
+    # answered but drew nothing, which rephrasing the prompt usually fixes.
+    raise UpstreamRejected(
+        f"Gemini made no image (finishReason {reason}).{said}", code="no_image", param="prompt"
+    )
+
+
+def _collect(candidate: Any, images: list[GeneratedImage], texts: list[str]) -> None:
+    content = candidate.get("content") if isinstance(candidate, dict) else None
+    parts = content.get("parts") if isinstance(content, dict) else None
+    for part in parts if isinstance(parts, list) else []:
+        # Gemini 3 Pro shows interim "thought" images while it reasons; only the final ones count.
+        if not isinstance(part, dict) or part.get("thought"):
+            continue
+        inline = part.get("inlineData") or part.get("inline_data")
+        if isinstance(inline, dict):
+            data = inline.get("data")
+            mime = str(inline.get("mimeType") or inline.get("mime_type") or "")
+            if isinstance(data, str) and data and mime.startswith("image/"):
+                images.append(GeneratedImage(blob=ImageBlob.from_b64(data)))
+        elif isinstance(part.get("text"), str):
+            texts.append(part["text"])
+
+
+def _usage(meta: Any) -> Usage | None:
+    """``usageMetadata`` as image usage: prompt tokens in (split by modality), candidate tokens out."""
+    if not isinstance(meta, dict):
+        return None
+    prompt = int(meta.get("promptTokenCount") or 0)
+    details = _by_modality(meta.get("promptTokensDetails"))
+    output = meta.get("candidatesTokenCount")
+    if output is None:
+        output = _by_modality(meta.get("candidatesTokensDetails")).get("IMAGE", 0)
+    return Usage(
+        input_tokens=prompt,
+        output_tokens=int(output),
+        # Without a breakdown a prompt is all text (an edit's answer always carries one).
+        text_tokens=details.get("TEXT", 0) if details else prompt,
+        image_tokens=details.get("IMAGE", 0),
+    )
+
+
+def _by_modality(details: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in details if isinstance(details, list) else []:
+        if isinstance(item, dict):
+            modality = str(item.get("modality") or "")
+            counts[modality] = counts.get(modality, 0) + int(item.get("tokenCount") or 0)
+    return counts
+
+
+def _parse(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _bad("the upstream answered with invalid JSON") from exc
+    if not isinstance(body, dict):
+        raise _bad("the upstream answered JSON that is not an object")
+    return body
+
+
+def _error_body(raw: bytes) -> dict[str, Any]:
+    """The ``error`` object of Google's envelope (``{"error": {code, message, status}}``), or {}."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    if isinstance(body, list) and body:  # some Google front ends wrap the envelope in a list
+        body = body[0]
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def _reasons(error: dict[str, Any]) -> set[str]:
+    details = error.get("details")
+    return {
+        str(item.get("reason"))
+        for item in (details if isinstance(details, list) else [])
+        if isinstance(item, dict) and item.get("reason")
+    }
+
+
+def _retry_delay(error: dict[str, Any]) -> str | None:
+    """Seconds from a ``google.rpc.RetryInfo`` detail (``"retryDelay": "37s"``), as Retry-After."""
+    for item in error.get("details") or []:
+        delay = item.get("retryDelay") if isinstance(item, dict) else None
+        if isinstance(delay, str) and delay.endswith("s"):
+            try:
+                return str(max(1, math.ceil(float(delay[:-1]))))
+            except ValueError:
+                return None
+    return None
+
+
+def _bad(message: str) -> UpstreamFailed:
+    return UpstreamFailed(message, code="upstream_bad_response")
