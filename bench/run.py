@@ -362,11 +362,14 @@ class Procs:
         return proc
 
     def stop_all(self) -> None:
-        for proc in self.procs:
+        self.stop(*self.procs)
+
+    def stop(self, *procs: subprocess.Popen[bytes]) -> None:
+        for proc in procs:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
-        for proc in self.procs:
+        for proc in procs:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -746,24 +749,32 @@ def main(argv: list[str] | None = None) -> int:
             )
             upstream = f"http://{LOOPBACK}:{up_port}"
             wait_healthy(upstream, up, up_log)
-            gateway: str | None = None
-            sampler: RssSampler | None = None
-            if not args.direct_only:
-                gateway, gw_proc = start_gateway(args, procs, env, Path(tmp), up_port, models, key)
-                sampler = RssSampler(gw_proc.pid)
-                meta["gateway_idle_rss_mb"] = round(rss_bytes(sampler.pids) / MIB, 1)
-            with sampler or contextlib.nullcontext():
-                for name in args.scenario_list:
-                    try:
+            for name in args.scenario_list:
+                # A fresh gateway per scenario: peak RSS is then each scenario's own, not the
+                # high-water mark an earlier scenario left in the heap.
+                gateway: str | None = None
+                sampler: RssSampler | None = None
+                gw_proc: subprocess.Popen[bytes] | None = None
+                if not args.direct_only:
+                    workdir = Path(tmp) / name
+                    workdir.mkdir()
+                    gateway, gw_proc = start_gateway(args, procs, env, workdir, up_port, models, key)
+                    sampler = RssSampler(gw_proc.pid)
+                    meta.setdefault("gateway_idle_rss_mb", {})[name] = round(rss_bytes(sampler.pids) / MIB, 1)
+                try:
+                    with sampler or contextlib.nullcontext():
                         r = run_scenario(
                             SCENARIOS[name], upstream, gateway, key, args.duration, sampler, py_spy
                         )
-                    except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                        r = ScenarioResult(SCENARIOS[name], error=str(exc))
-                    results.append(r)
-                    if not r.passed and not args.keep_going and not args.direct_only:
-                        print(f"[{name}] did not pass; stopping (use --keep-going to run the rest)")
-                        break
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                    r = ScenarioResult(SCENARIOS[name], error=str(exc))
+                finally:
+                    if gw_proc is not None:
+                        procs.stop(gw_proc)
+                results.append(r)
+                if not r.passed and not args.keep_going and not args.direct_only:
+                    print(f"[{name}] did not pass; stopping (use --keep-going to run the rest)")
+                    break
         except KeyboardInterrupt:
             print("\ninterrupted", file=sys.stderr)
             meta["interrupted"] = True

@@ -13,7 +13,7 @@ import aiohttp
 from imagegate.media.fetch import SafeFetcher
 from imagegate.settings import Settings
 
-UPSTREAM_READ_BUFFER = 8 * 1024 * 1024
+UPSTREAM_READ_BUFFER = 2 * 1024 * 1024
 
 
 @dataclass

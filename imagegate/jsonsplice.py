@@ -38,12 +38,16 @@ def loads(raw: bytes) -> Any:
         if end < 0:
             break
         search = end + 1
-        value = raw[start:end]
-        if len(value) < LARGE or b"\\" in value or not value.isascii():
+        if end - start < LARGE or raw.find(b"\\", start, end) >= 0:
+            continue
+        try:
+            # Decoding straight from a view copies the megabytes once, into the str.
+            value = str(memoryview(raw)[start:end], "ascii")
+        except UnicodeDecodeError:
             continue
         skeleton_parts.append(raw[copied:start])
         skeleton_parts.append(orjson.dumps(f"{marker}{len(values)}")[1:-1])
-        values.append(value.decode("ascii"))
+        values.append(value)
         copied = end
     if not values:
         return orjson.loads(raw)

@@ -80,12 +80,13 @@ class SseDecoder:
         buffer += chunk
         events: list[SseEvent] = []
         line_start = 0
-        while (found := self._line_end(buffer, position)) is not None:
-            end, next_start = found
-            event = self._line(buffer[line_start:end])
-            if event is not None:
-                events.append(event)
-            line_start = position = next_start
+        with memoryview(buffer) as view:
+            while (found := self._line_end(buffer, position)) is not None:
+                end, next_start = found
+                event = self._line(view[line_start:end])
+                if event is not None:
+                    events.append(event)
+                line_start = position = next_start
         if line_start:
             del buffer[:line_start]
         return events
@@ -110,34 +111,35 @@ class SseDecoder:
         """End of stream: a last event still counts, since some servers omit the closing blank line."""
         events: list[SseEvent] = []
         if self._buffer:
-            self._line(self._buffer[:])
+            with memoryview(self._buffer) as view:
+                self._line(view)
             self._buffer.clear()
         event = self._dispatch()
         if event is not None:
             events.append(event)
         return events
 
-    def _line(self, raw: bytearray) -> SseEvent | None:
-        # Fields are matched on bytes: decoding a multi-megabyte data line to str only to
-        # split it would copy it twice more.
+    def _line(self, line: memoryview) -> SseEvent | None:
+        # Fields are matched on a view of the buffer: a multi-megabyte data line is copied once,
+        # into the event, and never decoded to str just to be split.
         if self._first_line:
             self._first_line = False
-            if raw.startswith(b"\xef\xbb\xbf"):
-                del raw[:3]
-        if not raw:
+            if line[:3] == b"\xef\xbb\xbf":
+                line = line[3:]
+        if not line:
             return self._dispatch()
-        if raw.startswith(b":"):
+        if line[:1] == b":":
             return None  # a comment, e.g. a keep-alive
-        colon = raw.find(b":")
-        name = bytes(raw if colon < 0 else raw[:colon])
-        value_start = len(raw) if colon < 0 else colon + 1
-        if raw[value_start : value_start + 1] == b" ":
+        head = bytes(line[:16])
+        colon = head.find(b":")
+        name = head[:colon] if colon >= 0 else bytes(line)
+        value_start = len(line) if colon < 0 else colon + 1
+        if line[value_start : value_start + 1] == b" ":
             value_start += 1
         if name == b"data":
-            del raw[:value_start]
-            self._data.append(bytes(raw))
+            self._data.append(bytes(line[value_start:]))
         elif name == b"event":
-            self._event = raw[value_start:].decode("utf-8", errors="replace")
+            self._event = bytes(line[value_start:]).decode("utf-8", errors="replace")
         # "id" and "retry" steer browser reconnection, which a one-shot upstream call never does.
         return None
 
