@@ -179,6 +179,8 @@ class OpenAIProvider(Provider):
                 f"channel {channel}: the upstream does not serve model {upstream_model}: {message}",
                 code="upstream_model_not_found",
             )
+        if status == 429 and error.get("code") == "insufficient_quota":
+            return _channel_out_of_quota(channel)
         if status == 429:
             retry_after = response.headers.get("Retry-After")
             return RateLimited(
@@ -193,7 +195,9 @@ class OpenAIProvider(Provider):
         error: dict[str, Any] = nested if isinstance(nested, dict) else payload
         message = self._scrub(str(error.get("message") or "the upstream reported an error mid-stream"))
         code = error.get("code")
-        if code in ("rate_limit_exceeded", "insufficient_quota"):
+        if code == "insufficient_quota":
+            return _channel_out_of_quota(self.channel.name)
+        if code == "rate_limit_exceeded":
             return RateLimited("the upstream is rate limiting this channel", code="rate_limit_exceeded")
         if error.get("type") == "invalid_request_error" or code == "moderation_blocked":
             return UpstreamRejected(message, code=str(code or "upstream_rejected"), param=error.get("param"))
@@ -212,6 +216,14 @@ class OpenAIProvider(Provider):
             return UpstreamFailed(f"channel {channel}: the upstream call failed ({type(exc).__name__})")
         # ValueError / TypeError: a field of the answer had the wrong shape (e.g. a text token count).
         return _bad(f"channel {channel}: the upstream's answer was malformed")
+
+
+def _channel_out_of_quota(channel: str) -> UpstreamFailed:
+    # The gateway's upstream account is out of money: the client's own quota is fine, so this
+    # is a 502 (and the router rests the channel), never the client's 429 insufficient_quota.
+    return UpstreamFailed(
+        f"the upstream account of channel {channel} has no quota left", code="insufficient_quota"
+    )
 
 
 def _bad(message: str) -> UpstreamFailed:

@@ -413,3 +413,22 @@ def test_the_fake_speaks_what_the_openai_sdk_expects() -> None:
         )
         assert edited.output_format == "webp" and edited.usage is not None
         assert [f.field for f in fake.requests[-1].images] == ["image[]", "image[]"]
+
+
+async def test_upstream_out_of_quota_is_the_channels_problem_not_the_clients(
+    provider: OpenAIProvider, upstream: FakeOpenAIUpstream
+) -> None:
+    upstream.fail_status = 429
+    upstream.fail_body = {
+        "error": {
+            "message": "You exceeded your current quota",
+            "type": "insufficient_quota",
+            "code": "insufficient_quota",
+        }
+    }
+
+    with pytest.raises(UpstreamFailed) as caught:
+        await run(provider, ImageRequest(operation="generate", model=PUBLIC_MODEL, prompt="p"))
+
+    assert caught.value.status == 502 and caught.value.code == "insufficient_quota"
+    assert "main" in caught.value.message
