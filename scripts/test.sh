@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test]'
+# torch first, pinned: an open range would pull the newest CUDA build (gigabytes); 2.13.0 is the
+# CPU build these machines provide. The local-model tests then run on the CPU.
+.venv/bin/python -m pip install --quiet torch==2.13.0
+.venv/bin/python -m pip install --quiet -e '.[test,local]'
 
 # The suite runs its accounts tests on PostgreSQL and its rate-limit tests on Redis too. Where
 # the services are installed but stopped (a fresh CI machine), start them; where they are
