@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
 ImageFormat = Literal["png", "jpeg", "webp"]
@@ -190,8 +191,15 @@ class Principal:
 
     key_id: str
     name: str
-    models: tuple[str, ...] | None = None  # None: every model
+    models: tuple[str, ...] | None = None  # None: every model (the key's and its group's lists, combined)
     is_admin: bool = False
+    group: str | None = None
+    #: The group's price multiplier: every cost this principal is charged is multiplied by it.
+    price_multiplier: Decimal = Decimal(1)
+    #: Requests per minute (the key's own, else its group's); None: no limit.
+    rpm: int | None = None
+    #: Whether requests hold and charge quota; False for unlimited keys and the admin key.
+    billed: bool = False
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models

@@ -1,59 +1,103 @@
-"""API keys → principals, with a short in-process cache so the hot path rarely touches the DB."""
+"""API keys → principals, with a short in-process cache so the hot path rarely touches the DB.
+
+Per request, after the (cached) lookup: the key must be enabled and unexpired (401), called from
+an allowed IP (403), and under its requests-per-minute limit (429). Balances are never cached:
+the ledger checks them in the database when a request holds its cost.
+"""
 
 from __future__ import annotations
 
 import hmac
 import time
+from datetime import UTC, datetime
 
+from imagegate.db.key_values import ApiKey
 from imagegate.db.keys import KeyStore, hash_key
 from imagegate.domain import Principal
-from imagegate.errors import AuthenticationFailed
+from imagegate.errors import AuthenticationFailed, PermissionDenied
+from imagegate.limits import RateLimiter, enforce
+from imagegate.observability import current_record, note
 
 ADMIN = Principal(key_id="admin", name="admin", is_admin=True)
 _CACHE_LIMIT = 10_000
+
+_Entry = tuple[float, ApiKey | None, Principal | None]
 
 
 class Authenticator:
     """Checks ``Authorization: Bearer sk-…``.
 
     Lookups (hits and misses alike) are cached for ``ttl_s`` seconds: at thousands of requests
-    a second one DB read per key per second is plenty, and a revoked key stops working within
-    that time in every process.
+    a second one DB read per key per second is plenty, and a revoked or disabled key stops
+    working within that time in every process.
     """
 
-    def __init__(self, keys: KeyStore, admin_key: str, ttl_s: float) -> None:
+    def __init__(
+        self, keys: KeyStore, admin_key: str, ttl_s: float, limiter: RateLimiter | None = None
+    ) -> None:
         self.keys = keys
         self.admin_key = admin_key.encode()
         self.ttl_s = ttl_s
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self.limiter = limiter
+        self._cache: dict[str, _Entry] = {}
 
-    async def authenticate(self, authorization: str | None) -> Principal:
+    async def authenticate(self, authorization: str | None, client_ip: str | None = None) -> Principal:
+        """The caller's principal; ``client_ip`` defaults to the current request record's."""
         secret = _bearer_token(authorization)
         if self.admin_key and hmac.compare_digest(secret.encode(), self.admin_key):
             return ADMIN
+        key, principal = await self._cached(secret)
+        if key is None or principal is None:
+            raise AuthenticationFailed("Incorrect API key provided, or the key has been revoked.")
+        if not key.enabled:
+            raise AuthenticationFailed("This API key is disabled.", code="api_key_disabled")
+        if key.expires_at is not None and key.expired(datetime.now(UTC)):
+            raise AuthenticationFailed(
+                f"This API key expired at {key.expires_at.isoformat()}.", code="api_key_expired"
+            )
+        if key.ip_allowlist is not None:
+            if client_ip is None:
+                record = current_record()
+                client_ip = record.client_ip if record is not None else None
+            if not key.allows_ip(client_ip):
+                raise PermissionDenied(
+                    f"This API key may not be used from the address {client_ip or 'unknown'}.",
+                    code="ip_not_allowed",
+                )
+        if principal.group is not None:
+            note(group=principal.group)
+        if self.limiter is not None:
+            await enforce(self.limiter, principal.key_id, principal.rpm)
+        return principal
+
+    async def _cached(self, secret: str) -> tuple[ApiKey | None, Principal | None]:
         digest = hash_key(secret)
         now = time.monotonic()
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:
-            principal = cached[1]
-        else:
-            principal = await self._lookup(secret)
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[digest] = (now + self.ttl_s, principal)
-        if principal is None:
-            raise AuthenticationFailed("Incorrect API key provided, or the key has been revoked.")
-        return principal
-
-    async def _lookup(self, secret: str) -> Principal | None:
+            return cached[1], cached[2]
         key = await self.keys.authenticate(secret)
-        if key is None:
-            return None
-        return Principal(key_id=key.id, name=key.name, models=tuple(key.models) if key.models else None)
+        principal = None if key is None else principal_for(key)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[digest] = (now + self.ttl_s, key, principal)
+        return key, principal
 
     def forget(self) -> None:
-        """Drop cached lookups (after a key is revoked in this process)."""
+        """Drop cached lookups (after a key is revoked or changed in this process)."""
         self._cache.clear()
+
+
+def principal_for(key: ApiKey) -> Principal:
+    return Principal(
+        key_id=key.id,
+        name=key.name,
+        models=key.effective_models(),
+        group=key.group.name if key.group is not None else None,
+        price_multiplier=key.price_multiplier,
+        rpm=key.effective_rpm,
+        billed=not key.unlimited,
+    )
 
 
 def _bearer_token(authorization: str | None) -> str:

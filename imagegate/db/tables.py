@@ -15,7 +15,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, MetaData, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    true,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -62,6 +74,24 @@ class Base(DeclarativeBase):
     type_annotation_map: dict[Any, Any] = {datetime: UtcDateTime}
 
 
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class GroupRow(Base):
+    """A token group: keys in it share a price multiplier, allowed models and a default rate limit."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    # A decimal string ("1", "0.8"): exact, and no Numeric-on-SQLite float round trips.
+    price_multiplier: Mapped[str] = mapped_column(String(32), server_default="1")
+    models: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class ApiKeyRow(Base):
     """A client key. Only the SHA-256 of the secret is kept; the secret is shown once."""
 
@@ -77,3 +107,37 @@ class ApiKeyRow(Base):
     models: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    group_id: Mapped[str | None] = mapped_column(ForeignKey("groups.id"), nullable=True, index=True)
+    # Money is integer micro-USD. quota_micros is everything ever granted (None: unlimited);
+    # balance_micros is what is left, always equal to the sum of the key's ledger rows.
+    quota_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    balance_micros: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ip_allowlist: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=true())
+
+    __table_args__ = (CheckConstraint("balance_micros >= 0", name="balance_not_negative"),)
+
+
+class LedgerRow(Base):
+    """One movement of a key's money: grant (+), hold (-max), release (+held), charge (-actual)."""
+
+    __tablename__ = "ledger"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    amount_micros: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ModelPriceRow(Base):
+    """An operator's price for a model, set through the admin API; beats the config file."""
+
+    __tablename__ = "model_prices"
+
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    price: Mapped[dict[str, object]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

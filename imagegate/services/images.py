@@ -14,6 +14,9 @@ from typing import Any
 
 import aiohttp
 
+from imagegate.billing.ledger import insufficient_quota
+from imagegate.billing.meter import Billing
+from imagegate.billing.prices import PriceBook
 from imagegate.domain import (
     GeneratedImage,
     ImageBlob,
@@ -38,12 +41,21 @@ _HEADER_BYTES = 64 * 1024
 
 
 class ImageService:
-    def __init__(self, settings: Settings, catalog: Catalog, store: ImageStore, http: HttpClients) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        store: ImageStore,
+        http: HttpClients,
+        billing: Billing | None = None,
+    ) -> None:
         self.catalog = catalog
         self.router = ChannelRouter(catalog)
         self.store = store
         self.http = http
         self.public_url = settings.resolved_public_url
+        # Without a ledger nothing is held or charged; costs are still priced for the log.
+        self.billing = billing or Billing(PriceBook(_config_prices(settings)))
 
     # -- validation ---------------------------------------------------------------------------
 
@@ -69,12 +81,37 @@ class ImageService:
     # -- running ------------------------------------------------------------------------------
 
     async def events(self, request: ImageRequest, principal: Principal) -> AsyncIterator[ProviderEvent]:
-        """The provider's events for a prepared request, from the channel the router chose."""
+        """The provider's events for a prepared request, from the channel the router chose.
+
+        Billing wraps the upstream call: the request's maximum cost is held first (429
+        insufficient_quota when the key is short), the real cost is charged as soon as the
+        upstream's result is in hand — so a client that leaves afterwards still pays for what
+        was made — and the hold is released on any failure or cancellation before that.
+        """
         self.prepare(request, principal)
-        async for channel, event in self.router.run(request):
-            if isinstance(event, ImageResult):
-                event = await self._materialise(event, channel)
-            yield event
+        meter = await self.billing.open(request, principal)
+        try:
+            async for channel, event in self.router.run(request):
+                if isinstance(event, ImageResult):
+                    event = await self._materialise(event, channel)
+                    await meter.settle(event)
+                yield event
+        finally:
+            await meter.close()
+
+    async def precheck(self, request: ImageRequest, principal: Principal) -> None:
+        """Refuse (429 insufficient_quota) a request its key cannot afford, before a stream starts.
+
+        Advisory only: the binding, atomic hold is taken by `events`. Streaming routes call it
+        so the common refusal is an HTTP 429 rather than an error event inside a 200 stream.
+        """
+        ledger = self.billing.ledger
+        if ledger is None or not principal.billed or principal.is_admin:
+            return
+        amount = self.billing.prices.max_cost(request, principal.price_multiplier)
+        balance = await ledger.balance(principal.key_id)
+        if balance is not None and balance < amount:
+            raise insufficient_quota(amount, balance)
 
     async def create(self, request: ImageRequest, principal: Principal) -> dict[str, Any]:
         """Run a request to completion and return the ``ImagesResponse`` body."""
@@ -156,6 +193,11 @@ class ImageService:
                 image.blob = ImageBlob(raw=await self._download(image.url, channel))
         if not result.images:
             raise UpstreamFailed("The upstream returned no images.", code="upstream_bad_response")
+        # Checked before the result is charged: bytes that are not an image are a failed request.
+        if any(image.blob is None or image.blob.format is None for image in result.images):
+            raise UpstreamFailed(
+                "The upstream returned data that is not an image.", code="upstream_bad_response"
+            )
         return result
 
     async def _download(self, url: str, channel: Channel) -> bytes:
@@ -186,6 +228,10 @@ class ImageService:
         except Exception:
             return None
         return f"{width}x{height}"
+
+
+def _config_prices(settings: Settings) -> dict[str, dict[str, Any] | None]:
+    return {name: model.price for name, model in settings.models.items()}
 
 
 def _format_of(image: GeneratedImage) -> ImageFormat | None:

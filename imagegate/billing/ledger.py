@@ -1,0 +1,236 @@
+"""The money ledger: holds before an upstream call, charges after it, grants from the operator.
+
+Every movement of a key's money is a row, and the key's ``balance_micros`` moves by the same
+amount in the same transaction, so ``balance == sum(ledger)`` at every commit:
+
+    grant    +amount      quota given (or taken back) by the operator
+    hold     -max         before the upstream call: the most the request can cost
+    release  +max         the hold given back (on failure, and as the first half of a settle)
+    charge   -actual      what the request really cost
+
+    ledger = Ledger(engine)
+    hold = await ledger.hold(key.id, "req_1", 40_000)   # RateLimited(insufficient_quota) if short
+    try:
+        result = await run_upstream()
+    except BaseException:
+        await ledger.release(hold)
+        raise
+    await ledger.settle(hold, 20_000)                    # charges 20_000, gives 20_000 back
+
+Atomicity comes from the database, not from this process: a hold is one conditional
+``UPDATE … SET balance = balance - :amount WHERE balance >= :amount``, which SQLite serialises
+(one writer at a time) and PostgreSQL evaluates against the latest committed row (the row lock
+makes concurrent holds queue), so any number of processes can never take a balance below zero.
+Keys without a quota (``quota_micros IS NULL``) are unlimited: nothing is held or recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from imagegate.billing.money import format_usd
+from imagegate.db.tables import ApiKeyRow, LedgerRow
+from imagegate.errors import RateLimited
+
+logger = logging.getLogger("imagegate.billing")
+
+Kind = Literal["grant", "hold", "release", "charge"]
+#: Waiting does not bring quota back (only finishing requests might), so clients are told to
+#: back off for a while, and the OpenAI SDKs not to retry on their own.
+QUOTA_RETRY_AFTER_S = 60
+
+
+@dataclass(slots=True)
+class Hold:
+    """Money set aside for one request. ``recorded`` is False for unlimited keys (nothing held)."""
+
+    key_id: str
+    request_id: str | None
+    amount: int
+    recorded: bool
+    closed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    id: int
+    key_id: str
+    request_id: str | None
+    kind: str
+    amount_micros: int
+    created_at: datetime
+
+
+class Ledger:
+    """Holds, settlements and grants against the keys in the database behind ``engine``."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def hold(self, key_id: str, request_id: str | None, amount: int) -> Hold:
+        """Set ``amount`` micro-USD aside, or raise 429 ``insufficient_quota`` when the key is short."""
+        if amount < 0:
+            raise ValueError("a hold cannot be negative")
+        if amount == 0:
+            return Hold(key_id, request_id, 0, recorded=False)
+        take = (
+            update(ApiKeyRow)
+            .where(
+                ApiKeyRow.id == key_id,
+                ApiKeyRow.quota_micros.is_not(None),
+                ApiKeyRow.balance_micros >= amount,
+            )
+            .values(balance_micros=ApiKeyRow.balance_micros - amount)
+        )
+        async with self._engine.begin() as connection:
+            if (await connection.execute(take)).rowcount == 1:
+                await record(connection, key_id, request_id, "hold", -amount)
+                return Hold(key_id, request_id, amount, recorded=True)
+            query = select(ApiKeyRow.quota_micros, ApiKeyRow.balance_micros).where(ApiKeyRow.id == key_id)
+            row = (await connection.execute(query)).first()
+        if row is None:
+            raise ValueError(f"no key with id {key_id!r}")
+        if row[0] is None:
+            return Hold(key_id, request_id, amount, recorded=False)
+        raise insufficient_quota(amount, row[1])
+
+    async def settle(self, hold: Hold, actual: int) -> int:
+        """Charge exactly ``actual`` (at most the hold) and give the rest back; returns the rest."""
+        if actual < 0:
+            raise ValueError("a charge cannot be negative")
+        if actual > hold.amount:
+            # The hold was the promise made to the key's owner; never take more than it.
+            logger.warning(
+                "cost %s exceeds the hold %s for request %s; charging the hold",
+                format_usd(actual),
+                format_usd(hold.amount),
+                hold.request_id,
+            )
+            actual = hold.amount
+        if not self._close(hold):
+            return 0
+        rest = hold.amount - actual
+        async with self._engine.begin() as connection:
+            await _move(connection, hold.key_id, rest)
+            await record(connection, hold.key_id, hold.request_id, "release", hold.amount)
+            await record(connection, hold.key_id, hold.request_id, "charge", -actual)
+        return rest
+
+    async def release(self, hold: Hold) -> None:
+        """Give the whole hold back (the request failed or was abandoned before a result)."""
+        if not self._close(hold):
+            return
+        async with self._engine.begin() as connection:
+            await _move(connection, hold.key_id, hold.amount)
+            await record(connection, hold.key_id, hold.request_id, "release", hold.amount)
+
+    async def balance(self, key_id: str) -> int | None:
+        """What the key has left; None for an unlimited key (or no such key)."""
+        query = select(ApiKeyRow.quota_micros, ApiKeyRow.balance_micros).where(ApiKeyRow.id == key_id)
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(query)).first()
+        return None if row is None or row[0] is None else int(row[1])
+
+    async def total(self, key_id: str) -> int:
+        """The sum of the key's ledger: always equal to its balance."""
+        query = select(func.coalesce(func.sum(LedgerRow.amount_micros), 0)).where(LedgerRow.key_id == key_id)
+        async with self._engine.connect() as connection:
+            return int((await connection.execute(query)).scalar_one())
+
+    async def entries(
+        self, key_id: str | None = None, request_id: str | None = None, limit: int = 1000
+    ) -> list[LedgerEntry]:
+        """Ledger rows, oldest first, for a key and/or a request."""
+        query = select(*_ENTRY_COLUMNS).order_by(LedgerRow.id).limit(limit)
+        if key_id is not None:
+            query = query.where(LedgerRow.key_id == key_id)
+        if request_id is not None:
+            query = query.where(LedgerRow.request_id == request_id)
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [LedgerEntry(*row) for row in rows]
+
+    async def release_stale(self, older_than: timedelta) -> int:
+        """Release holds left open by a process that died mid-request; returns how many.
+
+        A hold is open while no release row with its request id follows it. Run it with an age
+        well above the longest upstream timeout, so no live request loses its hold.
+        """
+        cutoff = datetime.now(UTC) - older_than
+        closing = (
+            select(LedgerRow.id)
+            .where(
+                LedgerRow.key_id == _hold.key_id,
+                LedgerRow.request_id == _hold.request_id,
+                LedgerRow.kind == "release",
+                LedgerRow.id > _hold.id,
+            )
+            .exists()
+        )
+        query = select(_hold.key_id, _hold.request_id, _hold.amount_micros).where(
+            _hold.kind == "hold", _hold.created_at < cutoff, _hold.request_id.is_not(None), ~closing
+        )
+        async with self._engine.connect() as connection:
+            stale = (await connection.execute(query)).all()
+        for key_id, request_id, amount in stale:
+            await self.release(Hold(key_id, request_id, -amount, recorded=True))
+        return len(stale)
+
+    @staticmethod
+    def _close(hold: Hold) -> bool:
+        """Mark the hold done; False when there is nothing (more) to do for it."""
+        if hold.closed:
+            return False
+        hold.closed = True
+        return hold.recorded
+
+
+def insufficient_quota(amount: int, balance: int) -> RateLimited:
+    """The 429 for a request that may cost ``amount`` on a key with ``balance`` left."""
+    return RateLimited(
+        f"You exceeded your quota: this request may cost up to ${format_usd(amount)} and the key "
+        f"has ${format_usd(balance)} left. Ask the operator for more quota.",
+        code="insufficient_quota",
+        headers={"Retry-After": str(QUOTA_RETRY_AFTER_S), "x-should-retry": "false"},
+    )
+
+
+_hold = LedgerRow.__table__.alias("open_hold").c
+_ENTRY_COLUMNS = (
+    LedgerRow.id,
+    LedgerRow.key_id,
+    LedgerRow.request_id,
+    LedgerRow.kind,
+    LedgerRow.amount_micros,
+    LedgerRow.created_at,
+)
+
+
+async def record(
+    connection: AsyncConnection, key_id: str, request_id: str | None, kind: Kind, amount: int
+) -> None:
+    """Append a ledger row; the caller moves the balance by ``amount`` in the same transaction."""
+    await connection.execute(
+        insert(LedgerRow).values(
+            key_id=key_id,
+            request_id=request_id,
+            kind=kind,
+            amount_micros=amount,
+            created_at=datetime.now(UTC),
+        )
+    )
+
+
+async def _move(connection: AsyncConnection, key_id: str, amount: int) -> None:
+    statement = (
+        update(ApiKeyRow)
+        .where(ApiKeyRow.id == key_id)
+        .values(balance_micros=ApiKeyRow.balance_micros + amount)
+    )
+    await connection.execute(statement)

@@ -1,0 +1,104 @@
+"""The billing of one request: hold its maximum, then settle what the upstream delivered, or release.
+
+    meter = await Billing(prices, ledger).open(request, principal)   # 429 insufficient_quota if short
+    try:
+        ... run the upstream until its ImageResult ...
+        await meter.settle(result)          # the upstream finished: charged, whatever the client does
+    finally:
+        await meter.close()                 # no result (failure, cancellation): the hold goes back
+
+Keys without a quota and the admin key are never held or charged; their cost is still computed
+and noted for the request log. Ledger writes are shielded from cancellation: a client that
+disconnects mid-write must not leave a hold half-applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+from imagegate.billing.ledger import Hold, Ledger
+from imagegate.billing.money import format_usd
+from imagegate.billing.prices import PriceBook
+from imagegate.domain import ImageRequest, ImageResult, Principal
+from imagegate.observability import current_record, new_request_id, note
+
+logger = logging.getLogger("imagegate.billing")
+
+
+class Billing:
+    """Prices and the ledger, as the image service uses them (the ledger is optional)."""
+
+    def __init__(self, prices: PriceBook, ledger: Ledger | None = None) -> None:
+        self.prices = prices
+        self.ledger = ledger
+        # Ledger writes in flight, kept referenced so a cancelled request cannot drop them.
+        self._writes: set[asyncio.Task[Any]] = set()
+
+    async def open(self, request: ImageRequest, principal: Principal) -> Meter:
+        await self.prices.refresh()
+        meter = Meter(self, request, principal)
+        if principal.billed and not principal.is_admin and self.ledger is not None:
+            amount = self.prices.max_cost(request, principal.price_multiplier)
+            record = current_record()
+            request_id = record.request_id if record is not None else new_request_id()
+            meter.hold = await self.ledger.hold(principal.key_id, request_id, amount)
+        return meter
+
+    async def shielded(self, write: Awaitable[Any]) -> None:
+        """Run a ledger write to the end even if the caller is cancelled meanwhile."""
+
+        async def run() -> None:
+            await write
+
+        task = asyncio.ensure_future(run())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The client's request already has its answer; a failed write is the operator's
+            # problem (the hold stays taken until `Ledger.release_stale`), not the client's.
+            logger.exception("ledger write failed")
+
+    async def drain(self) -> None:
+        """Wait for ledger writes still in flight (at shutdown)."""
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+
+
+class Meter:
+    def __init__(self, billing: Billing, request: ImageRequest, principal: Principal) -> None:
+        self.billing = billing
+        self.request = request
+        self.principal = principal
+        self.hold: Hold | None = None
+        self.done = False
+
+    async def settle(self, result: ImageResult) -> int:
+        """Charge for the images the upstream delivered; returns the cost in micro-USD."""
+        self.done = True
+        cost = self.billing.prices.actual_cost(
+            self.request, result, len(result.images), self.principal.price_multiplier
+        )
+        usage = result.usage
+        note(
+            cost_usd=format_usd(cost),
+            input_tokens=usage.input_tokens if usage is not None else None,
+            output_tokens=usage.output_tokens if usage is not None else None,
+        )
+        if self.hold is not None and self.billing.ledger is not None:
+            await self.billing.shielded(self.billing.ledger.settle(self.hold, cost))
+        return cost
+
+    async def close(self) -> None:
+        """Release the hold unless the request was settled."""
+        if self.done:
+            return
+        self.done = True
+        if self.hold is not None and self.billing.ledger is not None:
+            await self.billing.shielded(self.billing.ledger.release(self.hold))
