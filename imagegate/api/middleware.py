@@ -1,4 +1,7 @@
-"""Pure ASGI middleware: request id, body-size limit and the per-request log line.
+"""Pure ASGI middleware: request id, body-size limit, the per-request log line and log row.
+
+Each finished API request's record goes to the gateway's batched request-log writer
+(`imagegate.db.request_logs`), which only queues it here.
 
 Written against raw ASGI rather than ``BaseHTTPMiddleware`` because it runs on every request and
 must not buffer streaming responses.
@@ -6,6 +9,7 @@ must not buffer streaming responses.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -13,6 +17,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from imagegate.api.errors import error_response
 from imagegate.errors import PayloadTooLarge
 from imagegate.observability import RequestRecord, access_logger, new_request_id, start_record
+
+# Only API calls go to the request log: health probes, hosted files and the admin API itself
+# would drown the rows that cost money.
+_LOGGED_PREFIX = "/v1/"
+
+
+def _submit(scope: Scope, record: RequestRecord, started_at: float) -> None:
+    gateway = getattr(scope["app"].state, "gateway", None)
+    if gateway is not None:
+        gateway.request_log.submit(record, started_at)
 
 
 class RequestContextMiddleware:
@@ -24,8 +38,12 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started_at = time.time()
         started = time.perf_counter()
         record = RequestRecord(request_id=new_request_id(), method=scope["method"], endpoint=scope["path"])
+        client = scope.get("client")
+        if client:
+            record.client_ip = client[0]
         start_record(record)
         request_id_header = (b"x-request-id", record.request_id.encode())
 
@@ -33,6 +51,8 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
                 message["headers"] = [*message.get("headers", ()), request_id_header]
+            elif record.ttfb_ms is None and message.get("body"):
+                record.ttfb_ms = round((time.perf_counter() - started) * 1000, 1)
             await send(message)
 
         try:
@@ -40,9 +60,19 @@ class RequestContextMiddleware:
                 await self._too_large(scope, receive, send_with_id)
                 return
             await self.app(scope, self._limited(receive), send_with_id)
+        except BaseException as exc:
+            # The outer error middleware answers 500 after this (or the client left: nginx's 499);
+            # the log must say so already, as the row is queued below.
+            if not record.status:
+                record.status = 499 if isinstance(exc, asyncio.CancelledError) else 500
+            if record.error_type is None:
+                record.error_type, record.error_code = "server_error", type(exc).__name__
+            raise
         finally:
             record.latency_ms = round((time.perf_counter() - started) * 1000, 1)
             access_logger.info(record.log_line())
+            if record.endpoint.startswith(_LOGGED_PREFIX):
+                _submit(scope, record, started_at)
 
     def _limited(self, receive: Receive) -> Receive:
         """Counts body bytes as they arrive, for bodies sent without a Content-Length."""

@@ -1,5 +1,7 @@
 """``imagegate keys create|list|revoke``: manage client API keys from the shell.
 
+    imagegate keys create --name ci --group team-a --quota-usd 25 --models gpt-image-2 --rpm 60 --expires 30d
+
 Every command first migrates the database (a no-op at head), so it works on a fresh data dir.
 ``keys create`` prints the secret as the last line of stdout, so scripts can take it with
 ``imagegate keys create --name ci | tail -n 1``.
@@ -10,15 +12,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from imagegate.billing.money import format_usd
 from imagegate.cli.common import CliError, add_config_option, settings_from
 from imagegate.db import migrate
 from imagegate.db.engine import create_engine
 from imagegate.db.keys import ApiKey, KeyStore
 
 T = TypeVar("T")
+
+_DURATION_UNITS = {"d": timedelta(days=1), "h": timedelta(hours=1), "w": timedelta(weeks=1)}
 
 
 def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -28,6 +33,12 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     create = commands.add_parser("create", help="create a key and print its secret (shown once)")
     create.add_argument("--name", required=True, help="a label for the key, e.g. who uses it")
     create.add_argument("--models", metavar="a,b", help="comma-separated models it may use (default: all)")
+    create.add_argument("--group", metavar="G", help="the group (name or id) it belongs to")
+    create.add_argument("--quota-usd", metavar="X", help="spending limit in USD (default: unlimited)")
+    create.add_argument("--rpm", type=int, metavar="N", help="requests per minute (default: the group's)")
+    create.add_argument(
+        "--expires", metavar="WHEN", help="expiry: a date (2027-01-01), a UTC time, or from now (30d, 12h)"
+    )
     add_config_option(create)
     create.set_defaults(handler=create_command)
 
@@ -43,11 +54,22 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def create_command(args: argparse.Namespace) -> int:
     models = parse_models(args.models)
+    expires_at = parse_expiry(args.expires) if args.expires else None
     try:
-        key, secret = _with_store(args, lambda store: store.create(args.name, models))
+        key, secret = _with_store(
+            args,
+            lambda store: store.create(
+                args.name,
+                models,
+                group=args.group,
+                quota_usd=args.quota_usd,
+                rpm=args.rpm,
+                expires_at=expires_at,
+            ),
+        )
     except ValueError as exc:
         raise CliError(str(exc), exit_code=2) from exc
-    print(f"Created key {key.id} ({key.name}) for {_models_text(key)}.")
+    print(f"Created key {key.id} ({key.name}) for {_models_text(key)}{_limits_text(key)}.")
     print("Copy the secret now; it is stored only as a hash and cannot be shown again:")
     print(secret)
     return 0
@@ -77,14 +99,40 @@ def parse_models(value: str | None) -> list[str] | None:
     return models or None
 
 
+def parse_expiry(value: str, now: datetime | None = None) -> datetime:
+    """``2027-01-01`` (midnight UTC), an ISO time (UTC unless it says), or ``30d`` / ``12h`` from now."""
+    text = value.strip()
+    duration = parse_duration(text)
+    if duration is not None:
+        return (now or datetime.now(UTC)) + duration
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise CliError(
+            f"--expires: expected a date like 2027-01-01 or a duration like 30d, not {value!r}", 2
+        ) from exc
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """``30d``, ``12h``, ``2w`` as a timedelta; None when ``text`` is not a duration."""
+    unit = _DURATION_UNITS.get(text[-1:].lower())
+    if unit is None or not text[:-1].isdigit():
+        return None
+    return int(text[:-1]) * unit
+
+
 def format_table(keys: list[ApiKey]) -> str:
-    header = ("ID", "NAME", "PREFIX", "MODELS", "CREATED", "REVOKED")
+    header = ("ID", "NAME", "PREFIX", "MODELS", "GROUP", "QUOTA", "BALANCE", "CREATED", "REVOKED")
     rows = [
         (
             key.id,
             key.name,
             key.prefix + "…",
             ",".join(key.models) if key.models is not None else "*",
+            key.group.name if key.group is not None else "-",
+            _usd(key.quota_micros),
+            _usd(None if key.quota_micros is None else key.balance_micros),
             _timestamp(key.created_at),
             _timestamp(key.revoked_at) if key.revoked_at else "-",
         )
@@ -114,6 +162,20 @@ def _with_store(args: argparse.Namespace, action: Callable[[KeyStore], Awaitable
 
 def _models_text(key: ApiKey) -> str:
     return "all models" if key.models is None else "models " + ", ".join(key.models)
+
+
+def _limits_text(key: ApiKey) -> str:
+    parts = [f"group {key.group.name}"] if key.group is not None else []
+    parts.append("unlimited" if key.quota_micros is None else f"quota ${format_usd(key.quota_micros)}")
+    if key.rpm is not None:
+        parts.append(f"{key.rpm} requests/min")
+    if key.expires_at is not None:
+        parts.append(f"expires {_timestamp(key.expires_at)}")
+    return ", " + ", ".join(parts)
+
+
+def _usd(micros: int | None) -> str:
+    return "unlimited" if micros is None else format_usd(micros)
 
 
 def _timestamp(moment: datetime) -> str:

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from imagegate import __version__
-from imagegate.cli import db, keys, serve
+from imagegate.cli import channels, db, groups, keys, serve, usage
 from imagegate.cli.common import CliError
 
 
@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(subparsers)
     keys.add_parser(subparsers)
     db.add_parser(subparsers)
+    channels.add_parser(subparsers)
+    groups.add_parser(subparsers)
+    usage.add_parser(subparsers)
     return parser
 
 

@@ -1,0 +1,174 @@
+"""Client keys: ``/admin/keys`` CRUD. The secret is in the create response and nowhere else, ever.
+
+``PATCH`` changes limits (enabled, models, rpm, expiry, IP allowlist, group) and money:
+``quota_usd`` sets the total quota, ``add_quota_usd`` tops a key up; both are ledger grants.
+``DELETE`` revokes for good (the row stays, so its logs and ledger keep their key).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from fastapi import Path, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from starlette.requests import Request
+
+from imagegate.api.admin.deps import admin_router, invalid, not_found
+from imagegate.api.deps import gateway
+from imagegate.billing.money import format_usd
+from imagegate.db.key_values import ApiKey
+from imagegate.db.keys import KeyStore
+
+router = admin_router(tags=["keys"])
+
+Usd = Annotated[Decimal, Field(ge=0, description='US dollars, e.g. "25.00"')]
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    #: The group's name or id.
+    group: str | None = None
+    #: null: unlimited.
+    quota_usd: Usd | None = None
+    #: Models the key may use (inside its group's); null: every model.
+    models: list[str] | None = None
+    rpm: int | None = Field(default=None, ge=1)
+    expires_at: AwareDatetime | None = None
+    #: IPs or CIDR ranges the key may be used from; null: anywhere.
+    ip_allowlist: list[str] | None = None
+
+
+class KeyUpdate(BaseModel):
+    """Fields to change; those left out keep their value, an explicit null clears a restriction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    enabled: bool | None = None
+    group: str | None = None
+    #: The new total quota (the balance moves by the difference); null: unlimited.
+    quota_usd: Usd | None = None
+    #: Added to a limited key's quota and balance.
+    add_quota_usd: Annotated[Decimal, Field(gt=0)] | None = None
+    models: list[str] | None = None
+    rpm: int | None = Field(default=None, ge=1)
+    expires_at: AwareDatetime | None = None
+    ip_allowlist: list[str] | None = None
+
+
+class KeyPublic(BaseModel):
+    object: Literal["api_key"] = "api_key"
+    id: str
+    name: str
+    #: The secret's first characters, to tell keys apart.
+    prefix: str
+    group: str | None
+    group_id: str | None
+    models: list[str] | None
+    quota_usd: str | None
+    balance_usd: str | None
+    rpm: int | None
+    expires_at: datetime | None
+    ip_allowlist: list[str] | None
+    enabled: bool
+    active: bool
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def from_domain(cls, key: ApiKey) -> KeyPublic:
+        limited = key.quota_micros is not None
+        return cls(
+            id=key.id,
+            name=key.name,
+            prefix=key.prefix,
+            group=key.group.name if key.group else None,
+            group_id=key.group.id if key.group else None,
+            models=key.models,
+            quota_usd=format_usd(key.quota_micros) if key.quota_micros is not None else None,
+            balance_usd=format_usd(key.balance_micros) if limited else None,
+            rpm=key.rpm,
+            expires_at=key.expires_at,
+            ip_allowlist=key.ip_allowlist,
+            enabled=key.enabled,
+            active=key.active,
+            created_at=key.created_at,
+            revoked_at=key.revoked_at,
+        )
+
+
+class KeyCreated(KeyPublic):
+    #: The full key. Shown in this response only: it is stored as a hash.
+    key: str
+
+
+class KeyList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[KeyPublic]
+
+
+KeyId = Annotated[str, Path(description="the key's id (key_…)")]
+
+
+def _store(request: Request) -> KeyStore:
+    return KeyStore(gateway(request).engine)
+
+
+@router.post("/keys", status_code=status.HTTP_201_CREATED, response_model=KeyCreated)
+async def create_key(request: Request, body: KeyCreate) -> KeyCreated:
+    try:
+        key, secret = await _store(request).create(
+            body.name,
+            body.models,
+            group=body.group,
+            quota_usd=body.quota_usd,
+            rpm=body.rpm,
+            expires_at=body.expires_at,
+            ip_allowlist=body.ip_allowlist,
+        )
+    except ValueError as exc:
+        raise invalid(exc) from exc
+    return KeyCreated(**KeyPublic.from_domain(key).model_dump(), key=secret)
+
+
+@router.get("/keys", response_model=KeyList)
+async def list_keys(request: Request) -> KeyList:
+    return KeyList(data=[KeyPublic.from_domain(key) for key in await _store(request).list()])
+
+
+@router.get("/keys/{key_id}", response_model=KeyPublic)
+async def get_key(request: Request, key_id: KeyId) -> KeyPublic:
+    key = await _store(request).get(key_id)
+    if key is None:
+        raise not_found("key", key_id)
+    return KeyPublic.from_domain(key)
+
+
+@router.patch("/keys/{key_id}", response_model=KeyPublic)
+async def update_key(request: Request, key_id: KeyId, body: KeyUpdate) -> KeyPublic:
+    try:
+        key = await _store(request).update(key_id, **body.model_dump(exclude_unset=True))
+    except ValueError as exc:
+        raise invalid(exc) from exc
+    if key is None:
+        raise not_found("key", key_id)
+    gateway(request).auth.forget()  # new limits apply at once in this process
+    return KeyPublic.from_domain(key)
+
+
+@router.delete("/keys/{key_id}", response_model=KeyPublic)
+async def revoke_key(request: Request, key_id: KeyId) -> KeyPublic:
+    store = _store(request)
+    if not await store.revoke(key_id):
+        key = await store.get(key_id)
+        if key is None:
+            raise not_found("key", key_id)
+        return KeyPublic.from_domain(key)  # already revoked: revoking is idempotent
+    gateway(request).auth.forget()
+    revoked = await store.get(key_id)
+    assert revoked is not None
+    return KeyPublic.from_domain(revoked)

@@ -1,0 +1,288 @@
+"""The request log: one row per API request, written in batches off the request path.
+
+The middleware hands each finished :class:`~imagegate.observability.RequestRecord` to
+:meth:`RequestLogWriter.submit`, which only appends to an in-memory queue; a background task
+writes the queue with one ``executemany`` every ``interval_s`` (or sooner once ``batch_size``
+rows wait). ``stop()`` writes whatever is still queued, so a clean shutdown loses nothing.
+
+    writer = RequestLogWriter(engine, retention_days=90)
+    await writer.start()
+    writer.submit(record, started_at=time.time())   # never blocks, never raises
+    await writer.stop()                             # flushes the queue
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    delete,
+    insert,
+)
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Mapped, mapped_column
+
+from imagegate.billing.money import to_micros
+from imagegate.db.tables import Base, UtcDateTime
+from imagegate.observability import RequestRecord
+
+logger = logging.getLogger("imagegate.request_log")
+
+RETENTION_SWEEP_INTERVAL_S = 3600.0
+
+
+class RequestLogRow(Base):
+    """One API request as it ended: who, what, where it went, how it went and what it cost."""
+
+    __tablename__ = "request_logs"
+    # Newest-first pages and time-range filters walk (time, id); per-key and per-model listings
+    # and usage sums start from the key or model.
+    __table_args__ = (
+        Index("ix_request_logs_time_id", "time", "id"),
+        Index("ix_request_logs_key_id_time", "key_id", "time"),
+        Index("ix_request_logs_model_time", "model", "time"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    time: Mapped[datetime] = mapped_column(UtcDateTime)
+    method: Mapped[str] = mapped_column(String(16))
+    endpoint: Mapped[str] = mapped_column(String(300))
+    key_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    group: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    channel: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    upstream_model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    upstream_request_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    stream: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    n: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    size: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    quality: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    user: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    client_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    ttfb_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    input_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    output_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Integer micro-USD, like the ledger: exact sums on every backend.
+    cost_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    error_type: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+
+
+# Row layout for the batched insert, in table column order.
+_COLUMNS = tuple(column.name for column in RequestLogRow.__table__.columns)
+_TEXT_LIMITS = {"user": 300, "endpoint": 300, "upstream_request_id": 200, "model": 200}
+_MAX_ERROR_MESSAGE = 4000
+
+
+def record_to_row(record: RequestRecord, started_at: float, *, sqlite: bool) -> tuple[Any, ...]:
+    """The table row for a finished record, as the database driver takes it (``_COLUMNS`` order).
+
+    Values are made driver-ready here rather than by SQLAlchemy's per-row type processing,
+    which costs several times more per row than the insert itself.
+    """
+    moment = datetime.fromtimestamp(started_at, UTC)
+    attempts = orjson.dumps(record.attempts).decode() if record.attempts else None
+    error_message = record.error_message[:_MAX_ERROR_MESSAGE] if record.error_message else None
+    values: dict[str, Any] = {
+        "id": record.request_id,
+        # SQLite keeps naive UTC text in SQLAlchemy's format, which UtcDateTime reads back.
+        "time": moment.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else moment,
+        "method": record.method,
+        "endpoint": record.endpoint,
+        "key_id": record.key_id,
+        "group": record.group,
+        "model": record.model,
+        "channel": record.channel,
+        "upstream_model": record.upstream_model,
+        "upstream_request_id": record.upstream_request_id,
+        "stream": record.stream,
+        "n": record.n,
+        "size": record.size,
+        "quality": record.quality,
+        "user": record.user,
+        "client_ip": record.client_ip,
+        "status": record.status,
+        "latency_ms": record.latency_ms,
+        "ttfb_ms": record.ttfb_ms,
+        "input_tokens": record.input_tokens,
+        "output_tokens": record.output_tokens,
+        "cost_micros": to_micros(record.cost_usd) if record.cost_usd is not None else None,
+        "error_type": record.error_type,
+        "error_code": record.error_code,
+        "error_message": error_message,
+        "attempts": attempts,
+    }
+    # Client-chosen text must not fail a whole batch on PostgreSQL's length checks.
+    for name, limit in _TEXT_LIMITS.items():
+        value = values[name]
+        if value is not None and len(value) > limit:
+            values[name] = value[:limit]
+    return tuple(values[name] for name in _COLUMNS)
+
+
+def insert_statement(dialect: Dialect) -> str:
+    """``INSERT INTO request_logs (…) VALUES (…)`` with positional parameters in ``_COLUMNS`` order."""
+    statement = insert(RequestLogRow).values({name: bindparam(name) for name in _COLUMNS})
+    compiled = statement.compile(dialect=dialect)
+    if tuple(compiled.positiontup or ()) != _COLUMNS:
+        raise RuntimeError("the request log insert does not bind its columns in table order")
+    return str(compiled)
+
+
+class RequestLogWriter:
+    """Batches request records into ``request_logs``; see the module docstring."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        retention_days: int = 0,
+        batch_size: int = 500,
+        interval_s: float = 0.5,
+        max_queue: int = 100_000,
+    ) -> None:
+        self._engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._insert_sql = insert_statement(engine.dialect)
+        self.retention_days = retention_days
+        self.batch_size = batch_size
+        self.interval_s = interval_s
+        self.max_queue = max_queue
+        self._queue: deque[tuple[RequestRecord, float]] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._write_lock = asyncio.Lock()
+        #: Records refused because the queue was full (the database could not keep up).
+        self.dropped = 0
+        self.written = 0
+
+    def submit(self, record: RequestRecord, started_at: float) -> None:
+        """Queue a finished request's record. O(1); drops (and counts) when the queue is full."""
+        queue = self._queue
+        if len(queue) >= self.max_queue:
+            self.dropped += 1
+            return
+        queue.append((record, started_at))
+        if len(queue) >= self.batch_size:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    async def start(self) -> None:
+        await self.delete_expired()
+        self._task = asyncio.create_task(self._run(), name="imagegate-request-log")
+
+    async def stop(self) -> None:
+        """Stop the background task and write everything still queued."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+        if self._queue:
+            logger.error("%d request log rows could not be written at shutdown", len(self._queue))
+
+    async def flush(self) -> None:
+        """Write every queued record now (tests, shutdown)."""
+        while self._queue:
+            if not await self._write_batch():
+                return
+
+    async def delete_expired(self) -> int:
+        """Delete rows older than the retention period; returns how many went."""
+        if self.retention_days <= 0:
+            return 0
+        cutoff = datetime.now(UTC) - timedelta(days=self.retention_days)
+        try:
+            async with self._engine.begin() as connection:
+                result = await connection.execute(delete(RequestLogRow).where(RequestLogRow.time < cutoff))
+        except Exception:
+            logger.exception("deleting expired request log rows failed")
+            return 0
+        return result.rowcount or 0
+
+    async def _run(self) -> None:
+        next_sweep = time.monotonic() + RETENTION_SWEEP_INTERVAL_S
+        while True:
+            if len(self._queue) < self.batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.interval_s)
+            self._wake.clear()
+            await self.flush()
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + RETENTION_SWEEP_INTERVAL_S
+                await self.delete_expired()
+
+    async def _write_batch(self) -> bool:
+        """Write up to one batch; False (rows kept queued) when the database refused it."""
+        async with self._write_lock:
+            count = min(len(self._queue), self.batch_size)
+            if count == 0:
+                return True
+            batch = [self._queue.popleft() for _ in range(count)]
+            rows = self._rows(batch)
+            if not rows:
+                return True
+            try:
+                async with self._engine.begin() as connection:
+                    await connection.exec_driver_sql(self._insert_sql, rows)
+            except (IntegrityError, DataError):
+                # A row the database rejects must not wedge the queue: write the rest one by one.
+                self.written += await self._write_one_by_one(rows)
+                return True
+            except Exception:
+                logger.exception("writing %d request log rows failed; will retry", count)
+                # Back to the front, oldest first, as far as the bound allows.
+                room = max(0, self.max_queue - len(self._queue))
+                self.dropped += count - min(count, room)
+                self._queue.extendleft(reversed(batch[:room]))
+                return False
+            self.written += count
+            return True
+
+    def _rows(self, batch: list[tuple[RequestRecord, float]]) -> list[tuple[Any, ...]]:
+        rows = []
+        for record, started in batch:
+            try:
+                rows.append(record_to_row(record, started, sqlite=self._sqlite))
+            except Exception:
+                logger.exception("request log record %s is malformed; dropped", record.request_id)
+                self.dropped += 1
+        return rows
+
+    async def _write_one_by_one(self, rows: list[tuple[Any, ...]]) -> int:
+        written = 0
+        for row in rows:
+            try:
+                async with self._engine.begin() as connection:
+                    await connection.exec_driver_sql(self._insert_sql, row)
+                written += 1
+            except Exception:
+                logger.exception("request log row %s was refused; dropped", row[0])
+                self.dropped += 1
+        return written
