@@ -13,6 +13,7 @@ from starlette.responses import Response, StreamingResponse
 
 from imagegate.api.chat_protocol import ChatCompletionBody, parse_chat_completion
 from imagegate.api.deps import gateway, principal
+from imagegate.api.images import note_image_request
 from imagegate.api.sse import sse_event, with_keep_alive
 from imagegate.domain import ImageRequest, ImageResult, Principal
 from imagegate.errors import GatewayError, UpstreamFailed
@@ -31,8 +32,12 @@ async def chat_completions(request: Request) -> Response:
     body = parse_chat_completion(await request.body())
     note(model=body.model)
     image_request = await service.build_request(body, who)
+    note_image_request(image_request)
+    note(model=body.model, stream=body.stream)  # the log names the model the client called
     service.images.prepare(image_request, _inner(who))
     if body.stream:
+        # A refusal for quota is a plain 429 when it can be known before the stream starts.
+        await service.images.precheck(image_request, who)
         frames = with_keep_alive(_stream(service, body, image_request, who), gw.settings.stream_keepalive_s)
         return StreamingResponse(
             frames,

@@ -23,7 +23,7 @@ async def create_image(request: Request) -> Response:
     who = await principal(request)
     gw = gateway(request)
     image_request = parse_generation(await request.body(), gw.settings.response_format)
-    note(model=image_request.model)
+    note_image_request(image_request)
     return await _respond(request, image_request, who)
 
 
@@ -47,16 +47,28 @@ async def edit_image(request: Request) -> Response:
             "or as application/json with an 'images' array.",
             code="invalid_content_type",
         )
-    note(model=image_request.model)
+    note_image_request(image_request)
     # Cheap checks first: a wrong model or size should not cost fetching 16 remote images.
     gw.images.prepare(image_request, who)
     image_request.images, image_request.mask = await gw.inputs.load_edit_inputs(sources, mask_source)
     return await _respond(request, image_request, who)
 
 
+def note_image_request(image_request: ImageRequest) -> None:
+    """What the request log keeps of an image request."""
+    note(
+        model=image_request.model,
+        stream=image_request.stream,
+        n=image_request.n,
+        size=image_request.size,
+        quality=image_request.quality,
+        user=image_request.user,
+    )
+
+
 async def _respond(request: Request, image_request: ImageRequest, who: Principal) -> Response:
     gw = gateway(request)
     if image_request.stream:
-        return stream_response(gw.images, image_request, who, gw.settings.stream_keepalive_s)
+        return await stream_response(gw.images, image_request, who, gw.settings.stream_keepalive_s)
     body = await gw.images.create(image_request, who)
     return Response(jsonsplice.dumps(body), media_type="application/json")

@@ -18,11 +18,12 @@ from imagegate.services.images import ImageService
 logger = logging.getLogger("imagegate.streaming")
 
 
-def stream_response(
+async def stream_response(
     service: ImageService, request: ImageRequest, who: Principal, keepalive_s: float
 ) -> StreamingResponse:
     # Errors found before the first byte are ordinary HTTP errors, so check them now.
     service.prepare(request, who)
+    await service.precheck(request, who)
     frames = with_keep_alive(_frames(service, request, who), keepalive_s)
     return StreamingResponse(
         frames,

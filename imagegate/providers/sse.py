@@ -124,17 +124,17 @@ class SseDecoder:
         # into the event, and never decoded to str just to be split.
         if self._first_line:
             self._first_line = False
-            if line[:3] == b"\xef\xbb\xbf":
+            if bytes(line[:3]) == b"\xef\xbb\xbf":
                 line = line[3:]
         if not line:
             return self._dispatch()
-        if line[:1] == b":":
+        if bytes(line[:1]) == b":":
             return None  # a comment, e.g. a keep-alive
         head = bytes(line[:16])
         colon = head.find(b":")
         name = head[:colon] if colon >= 0 else bytes(line)
         value_start = len(line) if colon < 0 else colon + 1
-        if line[value_start : value_start + 1] == b" ":
+        if bytes(line[value_start : value_start + 1]) == b" ":
             value_start += 1
         if name == b"data":
             self._data.append(bytes(line[value_start:]))
