@@ -28,23 +28,29 @@ def sniff_format(head: bytes) -> ImageFormat | None:
     return None
 
 
+#: Base64 text as str, or as bytes / a view of the upstream's response body (never copied).
+Base64Text = str | bytes | memoryview
+
+
 class ImageBlob:
     """Image bytes that may arrive base64-encoded.
 
     A b64_json passthrough of a multi-megabyte image should never decode and re-encode it,
-    so the blob keeps whichever form it was given and converts only on demand.
+    so the blob keeps whichever form it was given and converts only on demand. Base64 may be
+    held as a view into the upstream's response body: it then reaches the client without
+    ever being copied into a str (see :mod:`imagegate.jsonsplice`).
     """
 
     __slots__ = ("_b64", "_raw")
 
-    def __init__(self, raw: bytes | None = None, b64: str | None = None) -> None:
+    def __init__(self, raw: bytes | None = None, b64: Base64Text | None = None) -> None:
         if raw is None and b64 is None:
             raise ValueError("ImageBlob needs raw bytes or base64 text")
         self._raw = raw
         self._b64 = b64
 
     @classmethod
-    def from_b64(cls, text: str) -> ImageBlob:
+    def from_b64(cls, text: Base64Text) -> ImageBlob:
         return cls(b64=text)
 
     def raw(self) -> bytes:
@@ -52,11 +58,17 @@ class ImageBlob:
             assert self._b64 is not None
             try:
                 self._raw = base64.b64decode(self._b64, validate=True)
-            except binascii.Error as exc:
+            except (binascii.Error, ValueError) as exc:
                 raise ValueError("invalid base64 image data") from exc
         return self._raw
 
     def b64(self) -> str:
+        """The base64 text as a str."""
+        payload = self.b64_payload()
+        return payload if isinstance(payload, str) else str(payload, "ascii")
+
+    def b64_payload(self) -> Base64Text:
+        """The base64 text in whatever form it is held, for splicing into a JSON body."""
         if self._b64 is None:
             assert self._raw is not None
             self._b64 = base64.b64encode(self._raw).decode("ascii")
@@ -70,7 +82,7 @@ class ImageBlob:
         chars = (size + 2) // 3 * 4
         try:
             return base64.b64decode(self._b64[:chars])[:size]
-        except binascii.Error:
+        except (binascii.Error, ValueError):
             return b""
 
     @property

@@ -6,7 +6,11 @@ never need it: base64 has no characters JSON escapes. So the long ``b64_json`` v
 out by a byte search, the small remainder is parsed, and on the way out they are spliced back.
 
     body = loads(raw)              # like orjson.loads; long b64_json values come back as str
+    body = loads(raw, views=True)  # ... or as memoryviews of ``raw``: no copy at all
     raw = dumps(body)              # like orjson.dumps; long strings are spliced, not encoded
+
+``dumps`` splices ``bytes`` / ``memoryview`` values verbatim: they must be JSON-safe text
+(base64), which is all this gateway ever puts there.
 """
 
 from __future__ import annotations
@@ -22,10 +26,15 @@ _WHITESPACE = b" \t\r\n"
 LARGE = 64 * 1024
 
 
-def loads(raw: bytes) -> Any:
-    """Parse JSON; raises ``orjson.JSONDecodeError`` like ``orjson.loads``."""
+def loads(raw: bytes, *, views: bool = False) -> Any:
+    """Parse JSON; raises ``orjson.JSONDecodeError`` like ``orjson.loads``.
+
+    With ``views``, long ``b64_json`` values are read-only memoryviews into ``raw`` (which
+    they keep alive) instead of str copies.
+    """
     skeleton_parts: list[bytes] = []
-    values: list[str] = []
+    values: list[str | memoryview] = []
+    view = memoryview(raw)
     marker = "\x00" + secrets.token_hex(4)
     copied = 0  # raw[:copied] is already in skeleton_parts
     search = 0
@@ -40,11 +49,13 @@ def loads(raw: bytes) -> Any:
         search = end + 1
         if end - start < LARGE or raw.find(b"\\", start, end) >= 0:
             continue
-        try:
-            # Decoding straight from a view copies the megabytes once, into the str.
-            value = str(memoryview(raw)[start:end], "ascii")
-        except UnicodeDecodeError:
-            continue
+        value: str | memoryview = view[start:end]
+        if not views:
+            try:
+                # Decoding straight from a view copies the megabytes once, into the str.
+                value = str(view[start:end], "ascii")
+            except UnicodeDecodeError:
+                continue
         skeleton_parts.append(raw[copied:start])
         skeleton_parts.append(orjson.dumps(f"{marker}{len(values)}")[1:-1])
         values.append(value)
@@ -60,23 +71,28 @@ def loads(raw: bytes) -> Any:
     return body
 
 
-def dumps(body: Any) -> bytes:
-    """Serialise like ``orjson.dumps``, splicing in large strings instead of encoding them."""
-    large: list[str] = []
+def dumps(body: Any, *, prefix: bytes = b"", suffix: bytes = b"") -> bytes:
+    """Serialise like ``orjson.dumps``, splicing in large strings instead of encoding them.
+
+    ``prefix`` and ``suffix`` are joined in the same single copy (e.g. an SSE frame's lines).
+    """
+    large: list[str | bytes | memoryview] = []
     marker = "\x00" + secrets.token_hex(4)
     skeleton = _extract(body, marker, large)
     if not large:
-        return orjson.dumps(body)
+        encoded = orjson.dumps(body)
+        return prefix + encoded + suffix if prefix or suffix else encoded
     out = orjson.dumps(skeleton)
-    parts: list[bytes] = []
+    parts: list[bytes | memoryview] = [prefix]
     pos = 0
     for index, value in enumerate(large):
         token = orjson.dumps(f"{marker}{index}")
         at = out.index(token, pos)
         parts.append(out[pos : at + 1])
-        parts.append(value.encode("ascii"))
+        parts.append(value.encode("ascii") if isinstance(value, str) else value)
         pos = at + len(token) - 1
     parts.append(out[pos:])
+    parts.append(suffix)
     return b"".join(parts)
 
 
@@ -95,7 +111,7 @@ def _value_start(raw: bytes, pos: int) -> int:
     return pos + 1
 
 
-def _restore(node: Any, marker: str, values: list[str]) -> int:
+def _restore(node: Any, marker: str, values: list[str | memoryview]) -> int:
     count = 0
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
     for key, value in items:
@@ -107,12 +123,12 @@ def _restore(node: Any, marker: str, values: list[str]) -> int:
     return count
 
 
-def _extract(node: Any, marker: str, large: list[str]) -> Any:
+def _extract(node: Any, marker: str, large: list[str | bytes | memoryview]) -> Any:
     if isinstance(node, dict):
         return {key: _extract(value, marker, large) for key, value in node.items()}
     if isinstance(node, list):
         return [_extract(value, marker, large) for value in node]
-    if (
+    if isinstance(node, bytes | memoryview) or (
         isinstance(node, str)
         and len(node) >= LARGE
         and node.isascii()

@@ -54,3 +54,25 @@ def test_large_strings_that_need_escaping_are_encoded_normally() -> None:
 def test_invalid_json_raises_like_orjson(raw: bytes) -> None:
     with pytest.raises(orjson.JSONDecodeError):
         jsonsplice.loads(raw)
+
+
+def test_views_are_zero_copy_slices_that_round_trip() -> None:
+    body = {"data": [{"b64_json": BIG}, {"b64_json": "small"}], "size": "1024x1024"}
+    raw = orjson.dumps(body)
+
+    parsed = jsonsplice.loads(raw, views=True)
+
+    view = parsed["data"][0]["b64_json"]
+    assert isinstance(view, memoryview) and view.obj is raw  # a window on the body, not a copy
+    assert bytes(view) == BIG.encode()
+    assert parsed["data"][1]["b64_json"] == "small"
+    assert jsonsplice.dumps(parsed) == raw
+
+
+def test_prefix_and_suffix_are_joined_in() -> None:
+    body = {"b64_json": BIG}
+
+    assert (
+        jsonsplice.dumps(body, prefix=b"data: ", suffix=b"\n\n") == b"data: " + orjson.dumps(body) + b"\n\n"
+    )
+    assert jsonsplice.dumps({"a": 1}, prefix=b"<", suffix=b">") == b'<{"a":1}>'

@@ -14,9 +14,11 @@ KEEP_ALIVE = b": keep-alive\n\n"
 
 def sse_event(event: str | None, data: Any) -> bytes:
     """One SSE frame. ``data`` is JSON-encoded unless it is already bytes (e.g. ``[DONE]``)."""
-    payload = data if isinstance(data, bytes) else jsonsplice.dumps(data)
-    head = f"event: {event}\n".encode() if event else b""
-    return head + b"data: " + payload + b"\n\n"
+    head = (f"event: {event}\n" if event else "").encode() + b"data: "
+    if isinstance(data, bytes):
+        return head + data + b"\n\n"
+    # One join for the whole frame: an event can carry megabytes of base64.
+    return jsonsplice.dumps(data, prefix=head, suffix=b"\n\n")
 
 
 async def with_keep_alive(frames: AsyncIterator[bytes], interval_s: float) -> AsyncIterator[bytes]:

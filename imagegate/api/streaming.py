@@ -64,7 +64,7 @@ def _common(request: ImageRequest, size: str | None, fmt: str | None) -> dict[st
 def _partial_payload(prefix: str, event: PartialImage, request: ImageRequest) -> dict[str, Any]:
     return {
         "type": f"{prefix}.partial_image",
-        "b64_json": event.image.b64(),
+        "b64_json": event.image.b64_payload(),
         "partial_image_index": event.index,
         **_common(request, event.size, event.image.format),
     }

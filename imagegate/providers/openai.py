@@ -17,6 +17,7 @@ import orjson
 
 from imagegate import jsonsplice
 from imagegate.domain import (
+    Base64Text,
     GeneratedImage,
     ImageBlob,
     ImageFormat,
@@ -233,7 +234,7 @@ def _bad(message: str) -> UpstreamFailed:
 def _parse_json(raw: bytes) -> dict[str, Any]:
     try:
         # Image bodies are megabytes of base64: jsonsplice keeps them out of the JSON parser.
-        body = jsonsplice.loads(raw)
+        body = jsonsplice.loads(raw, views=True)
     except orjson.JSONDecodeError as exc:
         raise _bad("the upstream answered with invalid JSON") from exc
     if not isinstance(body, dict):
@@ -253,9 +254,9 @@ def _error_body(raw: bytes) -> dict[str, Any]:
     return error if isinstance(error, dict) else {}
 
 
-def _b64(item: dict[str, Any]) -> str:
+def _b64(item: dict[str, Any]) -> Base64Text:
     value = item.get("b64_json")
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str | memoryview) or not value:
         raise _bad("the upstream sent an image event without b64_json")
     return value
 
@@ -265,7 +266,7 @@ def _image(item: Any) -> GeneratedImage:
         raise _bad("the upstream sent an image that is not an object")
     revised = item.get("revised_prompt")
     revised = revised if isinstance(revised, str) else None
-    if isinstance(item.get("b64_json"), str) and item["b64_json"]:
+    if isinstance(item.get("b64_json"), str | memoryview) and item["b64_json"]:
         return GeneratedImage(blob=ImageBlob.from_b64(item["b64_json"]), revised_prompt=revised)
     if isinstance(item.get("url"), str) and item["url"]:
         return GeneratedImage(url=item["url"], revised_prompt=revised)

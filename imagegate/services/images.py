@@ -153,7 +153,7 @@ class ImageService:
         if request.response_format == "url":
             item["url"] = await self.host(blob)
         if request.response_format == "b64_json" or always_b64:
-            item["b64_json"] = blob.b64()
+            item["b64_json"] = blob.b64_payload()
         if image.revised_prompt is not None:
             item["revised_prompt"] = image.revised_prompt
         if image.seed is not None:
