@@ -76,12 +76,17 @@ def dumps(body: Any, *, prefix: bytes = b"", suffix: bytes = b"") -> bytes:
 
     ``prefix`` and ``suffix`` are joined in the same single copy (e.g. an SSE frame's lines).
     """
+    parts = dump_parts(body, prefix=prefix, suffix=suffix)
+    return parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b"".join(parts)
+
+
+def dump_parts(body: Any, *, prefix: bytes = b"", suffix: bytes = b"") -> list[bytes | memoryview]:
+    """Like :func:`dumps`, but the pieces unjoined: large values are sent without any copy."""
     large: list[str | bytes | memoryview] = []
     marker = "\x00" + secrets.token_hex(4)
     skeleton = _extract(body, marker, large)
     if not large:
-        encoded = orjson.dumps(body)
-        return prefix + encoded + suffix if prefix or suffix else encoded
+        return [prefix + orjson.dumps(body) + suffix]
     out = orjson.dumps(skeleton)
     parts: list[bytes | memoryview] = [prefix]
     pos = 0
@@ -91,9 +96,8 @@ def dumps(body: Any, *, prefix: bytes = b"", suffix: bytes = b"") -> bytes:
         parts.append(out[pos : at + 1])
         parts.append(value.encode("ascii") if isinstance(value, str) else value)
         pos = at + len(token) - 1
-    parts.append(out[pos:])
-    parts.append(suffix)
-    return b"".join(parts)
+    parts.append(out[pos:] + suffix)
+    return parts
 
 
 def _value_start(raw: bytes, pos: int) -> int:

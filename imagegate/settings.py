@@ -56,7 +56,7 @@ class ModelConfig(BaseModel):
 
     kind: Literal["image", "chat-image"] = "image"
     image_model: str | None = None
-    sizes: Literal["custom"] | list[str] | None = None
+    sizes: Literal["custom", "any"] | list[str] | None = None
     max_n: int | None = Field(default=None, ge=1, le=10)
     price: dict[str, Any] | None = None
 

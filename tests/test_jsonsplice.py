@@ -76,3 +76,13 @@ def test_prefix_and_suffix_are_joined_in() -> None:
         jsonsplice.dumps(body, prefix=b"data: ", suffix=b"\n\n") == b"data: " + orjson.dumps(body) + b"\n\n"
     )
     assert jsonsplice.dumps({"a": 1}, prefix=b"<", suffix=b">") == b'<{"a":1}>'
+
+
+def test_parts_join_to_the_same_bytes_and_keep_large_values_uncopied() -> None:
+    raw = orjson.dumps({"data": [{"b64_json": BIG}]})
+    body = jsonsplice.loads(raw, views=True)
+
+    parts = jsonsplice.dump_parts(body, prefix=b"data: ", suffix=b"\n\n")
+
+    assert b"".join(parts) == b"data: " + raw + b"\n\n"
+    assert any(isinstance(part, memoryview) and part.obj is raw for part in parts)

@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 import orjson
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from imagegate.api.chat_protocol import ChatCompletionBody, parse_chat_completion
 from imagegate.api.deps import gateway, principal
 from imagegate.api.images import note_image_request
-from imagegate.api.sse import sse_event, with_keep_alive
+from imagegate.api.responses import event_stream_response
+from imagegate.api.sse import Frame, sse_event
 from imagegate.domain import ImageRequest, ImageResult, Principal
 from imagegate.errors import GatewayError, UpstreamFailed
 from imagegate.observability import note, note_error
@@ -38,11 +39,8 @@ async def chat_completions(request: Request) -> Response:
     if body.stream:
         # A refusal for quota is a plain 429 when it can be known before the stream starts.
         await service.images.precheck(image_request, who)
-        frames = with_keep_alive(_stream(service, body, image_request, who), gw.settings.stream_keepalive_s)
-        return StreamingResponse(
-            frames,
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        return event_stream_response(
+            _stream(service, body, image_request, who), gw.settings.stream_keepalive_s
         )
     result = await _final(service, image_request, who)
     reply = await service.reply(image_request, result)
@@ -66,10 +64,10 @@ async def _final(service: ChatImageService, image_request: ImageRequest, who: Pr
 
 async def _stream(
     service: ChatImageService, body: ChatCompletionBody, image_request: ImageRequest, who: Principal
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[Frame]:
     cid, created = completion_id(), int(time.time())
 
-    def chunk(delta: dict[str, object], finish: str | None = None) -> bytes:
+    def chunk(delta: dict[str, object], finish: str | None = None) -> Frame:
         return sse_event(None, chunk_body(cid, body.model, created, delta, finish))
 
     # The role goes out at once, so the client sees the reply begin while the image is made.

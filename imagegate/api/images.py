@@ -6,10 +6,10 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from imagegate import jsonsplice
 from imagegate.api.deps import gateway, principal
 from imagegate.api.multipart import read_multipart
 from imagegate.api.protocol import parse_generation, parse_json_edit, parse_multipart_edit
+from imagegate.api.responses import JSONPartsResponse
 from imagegate.api.streaming import stream_response
 from imagegate.domain import ImageRequest, Principal
 from imagegate.errors import InvalidRequest
@@ -71,4 +71,4 @@ async def _respond(request: Request, image_request: ImageRequest, who: Principal
     if image_request.stream:
         return await stream_response(gw.images, image_request, who, gw.settings.stream_keepalive_s)
     body = await gw.images.create(image_request, who)
-    return Response(jsonsplice.dumps(body), media_type="application/json")
+    return JSONPartsResponse(body)

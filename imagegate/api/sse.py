@@ -12,16 +12,19 @@ from imagegate import jsonsplice
 KEEP_ALIVE = b": keep-alive\n\n"
 
 
-def sse_event(event: str | None, data: Any) -> bytes:
-    """One SSE frame. ``data`` is JSON-encoded unless it is already bytes (e.g. ``[DONE]``)."""
+def sse_event(event: str | None, data: Any) -> list[bytes | memoryview]:
+    """One SSE frame, as parts. ``data`` is JSON-encoded unless it is already bytes (``[DONE]``)."""
     head = (f"event: {event}\n" if event else "").encode() + b"data: "
     if isinstance(data, bytes):
-        return head + data + b"\n\n"
-    # One join for the whole frame: an event can carry megabytes of base64.
-    return jsonsplice.dumps(data, prefix=head, suffix=b"\n\n")
+        return [head + data + b"\n\n"]
+    # Left unjoined: an event can carry megabytes of base64 (see api/responses.py).
+    return jsonsplice.dump_parts(data, prefix=head, suffix=b"\n\n")
 
 
-async def with_keep_alive(frames: AsyncIterator[bytes], interval_s: float) -> AsyncIterator[bytes]:
+Frame = list[bytes | memoryview] | bytes
+
+
+async def with_keep_alive(frames: AsyncIterator[Frame], interval_s: float) -> AsyncIterator[Frame]:
     """Relay ``frames``, adding a comment line whenever nothing was sent for ``interval_s``.
 
     Image generation can take minutes; proxies and clients drop idle connections well before.
@@ -29,7 +32,7 @@ async def with_keep_alive(frames: AsyncIterator[bytes], interval_s: float) -> As
     which then also closes ``frames`` (and so the upstream call).
     """
     iterator = aiter(frames)
-    pending: asyncio.Future[bytes] | None = None
+    pending: asyncio.Future[Frame] | None = None
     try:
         while True:
             if pending is None:

@@ -9,7 +9,8 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
-from imagegate.api.sse import sse_event, with_keep_alive
+from imagegate.api.responses import event_stream_response
+from imagegate.api.sse import Frame, sse_event
 from imagegate.domain import ImageRequest, ImageResult, PartialImage, Principal
 from imagegate.errors import GatewayError
 from imagegate.observability import note_error
@@ -24,15 +25,10 @@ async def stream_response(
     # Errors found before the first byte are ordinary HTTP errors, so check them now.
     service.prepare(request, who)
     await service.precheck(request, who)
-    frames = with_keep_alive(_frames(service, request, who), keepalive_s)
-    return StreamingResponse(
-        frames,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return event_stream_response(_frames(service, request, who), keepalive_s)
 
 
-async def _frames(service: ImageService, request: ImageRequest, who: Principal) -> AsyncIterator[bytes]:
+async def _frames(service: ImageService, request: ImageRequest, who: Principal) -> AsyncIterator[Frame]:
     prefix = "image_edit" if request.operation == "edit" else "image_generation"
     try:
         async for event in service.events(request, who):
