@@ -41,13 +41,17 @@ async def with_keep_alive(frames: AsyncIterator[Frame], interval_s: float) -> As
             if not done:
                 yield KEEP_ALIVE
                 continue
-            try:
-                frame = pending.result()
-            except StopAsyncIteration:
+            finished, pending = pending, None
+            # Read the outcome without raising it here: a raised StopAsyncIteration would carry
+            # a traceback into this frame, a reference cycle that keeps the last multi-megabyte
+            # frame alive until the cyclic garbage collector happens to run.
+            error = finished.exception()
+            if isinstance(error, StopAsyncIteration):
                 return
-            finally:
-                pending = None
-            yield frame
+            if error is not None:
+                raise error
+            yield finished.result()
+            del finished
     finally:
         if pending is not None:
             pending.cancel()
