@@ -414,7 +414,7 @@ def tail(path: Path, lines: int = 30) -> str:
     return ""
 
 
-def gateway_toml(upstream_port: int, models: list[str]) -> str:
+def gateway_toml(upstream_port: int, models: list[str], billed: bool = False) -> str:
     quoted = ", ".join(f'"{m}"' for m in models)
     parts = [
         "[[channels]]",
@@ -427,6 +427,8 @@ def gateway_toml(upstream_port: int, models: list[str]) -> str:
     ]
     for model in models:
         parts += ["", f'[models."{model}"]', 'sizes = ["1024x1024", "auto"]']
+        if billed:
+            parts.append("price = { per_image = { default = 0.0001 } }")
     return "\n".join(parts) + "\n"
 
 
@@ -674,6 +676,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="imagegate serve --workers")
     p.add_argument("--direct-only", action="store_true", help="measure the fake upstream only")
     p.add_argument(
+        "--billed",
+        action="store_true",
+        help="call the gateway with a quota-limited key and priced models (every request held and charged)",
+    )
+    p.add_argument(
         "--profile",
         action="store_true",
         help="run py-spy on the gateway during each measured run (results/profile-<scenario>.txt); "
@@ -738,6 +745,7 @@ def main(argv: list[str] | None = None) -> int:
         "nofile": nofile,
         "loadavg_1m_before": round(load1, 2),
         "direct_only": args.direct_only,
+        "billed": args.billed,
     }
     with sigterm_as_interrupt(), tempfile.TemporaryDirectory(prefix="imagegate-bench-") as tmp:
         try:
@@ -755,16 +763,17 @@ def main(argv: list[str] | None = None) -> int:
                 gateway: str | None = None
                 sampler: RssSampler | None = None
                 gw_proc: subprocess.Popen[bytes] | None = None
+                gw_key = key
                 if not args.direct_only:
                     workdir = Path(tmp) / name
                     workdir.mkdir()
-                    gateway, gw_proc = start_gateway(args, procs, env, workdir, up_port, models, key)
+                    gateway, gw_proc, gw_key = start_gateway(args, procs, env, workdir, up_port, models, key)
                     sampler = RssSampler(gw_proc.pid)
                     meta.setdefault("gateway_idle_rss_mb", {})[name] = round(rss_bytes(sampler.pids) / MIB, 1)
                 try:
                     with sampler or contextlib.nullcontext():
                         r = run_scenario(
-                            SCENARIOS[name], upstream, gateway, key, args.duration, sampler, py_spy
+                            SCENARIOS[name], upstream, gateway, gw_key, args.duration, sampler, py_spy
                         )
                 except (RuntimeError, subprocess.TimeoutExpired) as exc:
                     r = ScenarioResult(SCENARIOS[name], error=str(exc))
@@ -795,9 +804,9 @@ def start_gateway(
     up_port: int,
     models: list[str],
     key: str,
-) -> tuple[str, subprocess.Popen[bytes]]:
+) -> tuple[str, subprocess.Popen[bytes], str]:
     config = tmp / "imagegate.toml"
-    config.write_text(gateway_toml(up_port, models))
+    config.write_text(gateway_toml(up_port, models, billed=args.billed))
     env = {
         **base_env,
         "IMAGEGATE_DATA_DIR": str(tmp / "data"),
@@ -815,7 +824,32 @@ def start_gateway(
     proc = procs.start(cmd, env, log)
     base = f"http://{LOOPBACK}:{port}"
     wait_healthy(base, proc, log)
-    return base, proc
+    if args.billed:
+        key = create_billed_key(args, env, config)
+    return base, proc, key
+
+
+def create_billed_key(args: argparse.Namespace, env: dict[str, str], config: Path) -> str:
+    """A key with a (large) quota: every request through it is held, settled and logged."""
+    out = subprocess.run(
+        [
+            args.imagegate,
+            "keys",
+            "create",
+            "--name",
+            "bench",
+            "--quota-usd",
+            "1000000",
+            "--config",
+            str(config),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return out.stdout.strip().splitlines()[-1]
 
 
 if __name__ == "__main__":
