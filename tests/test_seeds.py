@@ -1,6 +1,6 @@
 """The seed documents' Python scripts run unchanged against imagegate (only URL and key swapped).
 
-The scripts are read from ``/work/shared/seeds/*.md`` at test time (flattened web pages), so a
+The scripts are read from ``../shared/seeds/*.md`` (beside the repository) at test time (flattened web pages), so a
 change to the seeds is picked up without editing this file. Each script runs as a subprocess
 in ``tmp_path`` with the interpreter running the tests.
 """
@@ -23,7 +23,10 @@ from PIL import Image
 
 from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway, image_bytes
 
-SEEDS_DIR = Path(os.environ.get("IMAGEGATE_SEEDS_DIR", "/work/shared/seeds"))
+# `shared/` lies beside the repository's root (here and in CI alike).
+SEEDS_DIR = Path(
+    os.environ.get("IMAGEGATE_SEEDS_DIR") or Path(__file__).resolve().parents[2] / "shared" / "seeds"
+)
 IMAGES_SEED = SEEDS_DIR / "images-api.md"
 CHAT_SEED = SEEDS_DIR / "chat-image-api.md"
 
