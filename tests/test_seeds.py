@@ -1,7 +1,7 @@
 """The seed documents' Python scripts run unchanged against imagegate (only URL and key swapped).
 
-The scripts are read from ``../shared/seeds/*.md`` (beside the repository) at test time (flattened web pages), so a
-change to the seeds is picked up without editing this file. Each script runs as a subprocess
+The scripts are read at test time from ``../shared/seeds/*.md`` beside the repository
+(flattened web pages), so a change to the seeds is picked up without editing this file. Each script runs as a subprocess
 in ``tmp_path`` with the interpreter running the tests.
 """
 
