@@ -1,8 +1,8 @@
 """The seed documents' Python scripts run unchanged against imagegate (only URL and key swapped).
 
 The scripts are read at test time from ``../shared/seeds/*.md`` beside the repository
-(flattened web pages), so a change to the seeds is picked up without editing this file. Each script runs as a subprocess
-in ``tmp_path`` with the interpreter running the tests.
+(flattened web pages), so a change to the seeds is picked up without editing this file.
+Each script runs as a subprocess in ``tmp_path`` with the interpreter running the tests.
 """
 
 from __future__ import annotations
