@@ -149,6 +149,16 @@ class Usage:
         }
 
     @classmethod
+    def combined(cls, usages: list[Usage]) -> Usage:
+        """The usage of several upstream calls made for one request (n images as n calls)."""
+        return cls(
+            input_tokens=sum(u.input_tokens for u in usages),
+            output_tokens=sum(u.output_tokens for u in usages),
+            text_tokens=sum(u.text_tokens for u in usages),
+            image_tokens=sum(u.image_tokens for u in usages),
+        )
+
+    @classmethod
     def from_wire(cls, data: dict[str, Any] | None) -> Usage | None:
         if not isinstance(data, dict):
             return None

@@ -43,14 +43,19 @@ from imagegate.domain import GeneratedImage, ImageBlob, ImageRequest, ImageResul
 from imagegate.errors import (
     GatewayError,
     InvalidRequest,
-    RateLimited,
     UpstreamFailed,
     UpstreamRejected,
-    UpstreamTimeout,
 )
 from imagegate.media.transcode import image_dimensions
 from imagegate.providers.base import Provider
 from imagegate.providers.gemini_sizes import image_config, supports_image_size
+from imagegate.providers.upstream_errors import (
+    bad_response,
+    credentials_rejected,
+    model_not_served,
+    rate_limited,
+    transport_error,
+)
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 # What a call may raise besides our own errors; anything else is a bug and should surface as one.
@@ -121,7 +126,7 @@ class GeminiProvider(Provider):
         answers = await _concurrently([self._call(payload, upstream_model) for _ in range(request.n)])
         images = [image for answer in answers for image in answer.images]
         usages = [answer.usage for answer in answers if answer.usage is not None]
-        usage = _sum(usages) if usages else None
+        usage = Usage.combined(usages) if usages else None
         first = images[0].blob
         assert first is not None  # _read_answer makes blobs only
         return ImageResult(images=images, usage=usage, size=await _measure(first), output_format=first.format)
@@ -156,40 +161,18 @@ class GeminiProvider(Provider):
         # Google answers a wrong key with 400 INVALID_ARGUMENT (reason API_KEY_INVALID): that is
         # this gateway's credential failing, a 502, never the client's 400 or 401.
         if status in (401, 403) or "API_KEY_INVALID" in _reasons(error):
-            return UpstreamFailed(
-                f"the upstream rejected this gateway's credentials for channel {channel}",
-                code="upstream_auth_failed",
-            )
+            return credentials_rejected(self.channel)
         if status == 404:
-            return UpstreamFailed(
-                f"channel {channel}: the upstream does not serve model {upstream_model}: {message}",
-                code="upstream_model_not_found",
-            )
+            return model_not_served(self.channel, upstream_model, message)
         if status == 429 or google_status == "RESOURCE_EXHAUSTED":
-            retry_after = headers.get("Retry-After") or _retry_delay(error)
-            return RateLimited(
-                "the upstream is rate limiting this channel",
-                code="rate_limit_exceeded",
-                headers={"Retry-After": retry_after} if retry_after else None,
-            )
+            return rate_limited(headers.get("Retry-After") or _retry_delay(error))
         # FAILED_PRECONDITION is the account's problem (billing, region), not the request's.
         if status in (400, 413, 422) and google_status != "FAILED_PRECONDITION":
             return UpstreamRejected(message, code="upstream_rejected", status=413 if status == 413 else 400)
         return UpstreamFailed(f"channel {channel}: the upstream answered HTTP {status}: {message}")
 
     def _transport_error(self, exc: Exception) -> GatewayError:
-        channel = self.channel.name
-        # ServerTimeoutError is also a connection error, so timeouts are matched first.
-        if isinstance(exc, TimeoutError):
-            return UpstreamTimeout(f"channel {channel} did not answer within {self.channel.timeout_s:g}s")
-        if isinstance(exc, aiohttp.ClientConnectionError):
-            return UpstreamFailed(
-                f"could not reach the upstream of channel {channel}", code="upstream_unreachable"
-            )
-        if isinstance(exc, aiohttp.ClientError):
-            return UpstreamFailed(f"channel {channel}: the upstream call failed ({type(exc).__name__})")
-        # ValueError / TypeError: a field of the answer had the wrong shape (e.g. a token count).
-        return _bad(f"channel {channel}: the upstream's answer was malformed")
+        return transport_error(self.channel, exc)
 
 
 async def _concurrently(calls: list[Coroutine[Any, Any, Answer]]) -> list[Answer]:
@@ -204,15 +187,6 @@ async def _concurrently(calls: list[Coroutine[Any, Any, Answer]]) -> list[Answer
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-
-
-def _sum(usages: list[Usage]) -> Usage:
-    return Usage(
-        input_tokens=sum(u.input_tokens for u in usages),
-        output_tokens=sum(u.output_tokens for u in usages),
-        text_tokens=sum(u.text_tokens for u in usages),
-        image_tokens=sum(u.image_tokens for u in usages),
-    )
 
 
 async def _measure(blob: ImageBlob) -> str | None:
@@ -266,7 +240,7 @@ def _read_answer(raw: bytes) -> Answer:
         )
     candidates = body.get("candidates")
     if not isinstance(candidates, list) or not candidates or not isinstance(candidates[0], dict):
-        raise _bad("Gemini answered without a candidate")
+        raise bad_response("Gemini answered without a candidate")
     images: list[GeneratedImage] = []
     texts: list[str] = []
     for candidate in candidates:
@@ -338,9 +312,9 @@ def _parse(raw: bytes) -> dict[str, Any]:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise _bad("the upstream answered with invalid JSON") from exc
+        raise bad_response("the upstream answered with invalid JSON") from exc
     if not isinstance(body, dict):
-        raise _bad("the upstream answered JSON that is not an object")
+        raise bad_response("the upstream answered JSON that is not an object")
     return body
 
 
@@ -375,7 +349,3 @@ def _retry_delay(error: dict[str, Any]) -> str | None:
             except ValueError:
                 return None
     return None
-
-
-def _bad(message: str) -> UpstreamFailed:
-    return UpstreamFailed(message, code="upstream_bad_response")

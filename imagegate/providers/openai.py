@@ -27,9 +27,16 @@ from imagegate.domain import (
     ProviderEvent,
     Usage,
 )
-from imagegate.errors import GatewayError, RateLimited, UpstreamFailed, UpstreamRejected, UpstreamTimeout
+from imagegate.errors import GatewayError, UpstreamFailed, UpstreamRejected
 from imagegate.providers.base import Provider
 from imagegate.providers.sse import iter_sse
+from imagegate.providers.upstream_errors import (
+    bad_response,
+    credentials_rejected,
+    model_not_served,
+    rate_limited,
+    transport_error,
+)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _FORMATS: dict[str, ImageFormat] = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "webp": "webp"}
@@ -79,7 +86,7 @@ class OpenAIProvider(Provider):
                     message = (
                         f"channel {self.channel.name}: an upstream image URL answered HTTP {response.status}"
                     )
-                    raise _bad(message)
+                    raise bad_response(message)
                 return await response.read()
         except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc) from exc
@@ -149,7 +156,9 @@ class OpenAIProvider(Provider):
                 last = payload
             # Other event types are newer than this code; skipping them keeps the stream going.
         if not images:
-            raise _bad(f"channel {self.channel.name}: the upstream's {kind} stream ended without an image")
+            raise bad_response(
+                f"channel {self.channel.name}: the upstream's {kind} stream ended without an image"
+            )
         yield _result(last, images, last.get("created_at"))
 
     def _scrub(self, message: str) -> str:
@@ -170,25 +179,13 @@ class OpenAIProvider(Provider):
                 status=413 if status == 413 else 400,
             )
         if status in (401, 403):
-            # The client's key was fine; the gateway's own was not, which is a 502, never a 401.
-            return UpstreamFailed(
-                f"the upstream rejected this gateway's credentials for channel {channel}",
-                code="upstream_auth_failed",
-            )
+            return credentials_rejected(self.channel)
         if status == 404:
-            return UpstreamFailed(
-                f"channel {channel}: the upstream does not serve model {upstream_model}: {message}",
-                code="upstream_model_not_found",
-            )
+            return model_not_served(self.channel, upstream_model, message)
         if status == 429 and error.get("code") == "insufficient_quota":
             return _channel_out_of_quota(channel)
         if status == 429:
-            retry_after = response.headers.get("Retry-After")
-            return RateLimited(
-                "the upstream is rate limiting this channel",
-                code="rate_limit_exceeded",
-                headers={"Retry-After": retry_after} if retry_after else None,
-            )
+            return rate_limited(response.headers.get("Retry-After"))
         return UpstreamFailed(f"channel {channel}: the upstream answered HTTP {status}: {message}")
 
     def _stream_error(self, payload: dict[str, Any]) -> GatewayError:
@@ -199,24 +196,13 @@ class OpenAIProvider(Provider):
         if code == "insufficient_quota":
             return _channel_out_of_quota(self.channel.name)
         if code == "rate_limit_exceeded":
-            return RateLimited("the upstream is rate limiting this channel", code="rate_limit_exceeded")
+            return rate_limited()
         if error.get("type") == "invalid_request_error" or code == "moderation_blocked":
             return UpstreamRejected(message, code=str(code or "upstream_rejected"), param=error.get("param"))
         return UpstreamFailed(f"channel {self.channel.name}: {message}")
 
     def _transport_error(self, exc: Exception) -> GatewayError:
-        channel = self.channel.name
-        # ServerTimeoutError is also a connection error, so timeouts are matched first.
-        if isinstance(exc, TimeoutError):
-            return UpstreamTimeout(f"channel {channel} did not answer within {self.channel.timeout_s:g}s")
-        if isinstance(exc, aiohttp.ClientConnectionError):
-            return UpstreamFailed(
-                f"could not reach the upstream of channel {channel}", code="upstream_unreachable"
-            )
-        if isinstance(exc, aiohttp.ClientError):
-            return UpstreamFailed(f"channel {channel}: the upstream call failed ({type(exc).__name__})")
-        # ValueError / TypeError: a field of the answer had the wrong shape (e.g. a text token count).
-        return _bad(f"channel {channel}: the upstream's answer was malformed")
+        return transport_error(self.channel, exc)
 
 
 def _channel_out_of_quota(channel: str) -> UpstreamFailed:
@@ -227,18 +213,14 @@ def _channel_out_of_quota(channel: str) -> UpstreamFailed:
     )
 
 
-def _bad(message: str) -> UpstreamFailed:
-    return UpstreamFailed(message, code="upstream_bad_response")
-
-
 def _parse_json(raw: bytes) -> dict[str, Any]:
     try:
         # Image bodies are megabytes of base64: jsonsplice keeps them out of the JSON parser.
         body = jsonsplice.loads(raw, views=True)
     except orjson.JSONDecodeError as exc:
-        raise _bad("the upstream answered with invalid JSON") from exc
+        raise bad_response("the upstream answered with invalid JSON") from exc
     if not isinstance(body, dict):
-        raise _bad("the upstream answered JSON that is not an object")
+        raise bad_response("the upstream answered JSON that is not an object")
     return body
 
 
@@ -257,25 +239,25 @@ def _error_body(raw: bytes) -> dict[str, Any]:
 def _b64(item: dict[str, Any]) -> Base64Text:
     value = item.get("b64_json")
     if not isinstance(value, str | memoryview) or not value:
-        raise _bad("the upstream sent an image event without b64_json")
+        raise bad_response("the upstream sent an image event without b64_json")
     return value
 
 
 def _image(item: Any) -> GeneratedImage:
     if not isinstance(item, dict):
-        raise _bad("the upstream sent an image that is not an object")
+        raise bad_response("the upstream sent an image that is not an object")
     revised = item.get("revised_prompt")
     revised = revised if isinstance(revised, str) else None
     if isinstance(item.get("b64_json"), str | memoryview) and item["b64_json"]:
         return GeneratedImage(blob=ImageBlob.from_b64(item["b64_json"]), revised_prompt=revised)
     if isinstance(item.get("url"), str) and item["url"]:
         return GeneratedImage(url=item["url"], revised_prompt=revised)
-    raise _bad("the upstream sent an image with neither b64_json nor url")
+    raise bad_response("the upstream sent an image with neither b64_json nor url")
 
 
 def _images(data: Any) -> list[GeneratedImage]:
     if not isinstance(data, list) or not data:
-        raise _bad("the upstream answered without images")
+        raise bad_response("the upstream answered without images")
     return [_image(item) for item in data]
 
 

@@ -81,12 +81,7 @@ class OpenAIChatImageProvider(OpenAIProvider):
         # A chat reply holds one image; n images are n replies, asked for at once.
         replies = await asyncio.gather(*(self._ask(request, upstream_model) for _ in range(request.n)))
         images = [image for reply_images, _ in replies for image in reply_images]
-        usage = Usage()
-        for _, reply_usage in replies:
-            usage.input_tokens += reply_usage.input_tokens
-            usage.output_tokens += reply_usage.output_tokens
-            usage.text_tokens += reply_usage.text_tokens
-            usage.image_tokens += reply_usage.image_tokens
+        usage = Usage.combined([reply_usage for _, reply_usage in replies])
         return ImageResult(images=images, usage=usage if usage.total_tokens else None)
 
     def _body(self, request: ImageRequest, upstream_model: str) -> dict[str, Any]:
