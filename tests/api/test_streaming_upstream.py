@@ -15,6 +15,7 @@ from aiohttp import web
 from openai.types import ImageGenCompletedEvent, ImageGenPartialImageEvent
 
 from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway, open_image
+from tests.fakes.loopback import LoopbackServer
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
 
@@ -107,52 +108,33 @@ def test_slow_upstream_gets_keep_alives_through(
     assert time.monotonic() - started >= 29
 
 
-class HangingUpstream:
+class HangingUpstream(LoopbackServer):
     """An upstream that never answers and notes when the gateway hangs up on it."""
 
+    handler_cancellation = True
+
     def __init__(self) -> None:
+        super().__init__()
         self.started = threading.Event()
         self.cancelled = threading.Event()
-        self.loop = asyncio.new_event_loop()
-        self.port = 0
-        ready = threading.Event()
 
-        async def handler(request: web.Request) -> web.StreamResponse:
-            self.started.set()
-            try:
-                await asyncio.sleep(60)
-            except asyncio.CancelledError:
-                self.cancelled.set()
-                raise
-            return web.json_response({})
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/images/generations", self._hang)
 
-        async def start() -> None:
-            app = web.Application()
-            app.router.add_post("/v1/images/generations", handler)
-            self.runner = web.AppRunner(app, handler_cancellation=True)
-            await self.runner.setup()
-            await web.TCPSite(self.runner, "127.0.0.1", 0).start()
-            self.port = self.runner.addresses[0][1]
-
-        def serve() -> None:
-            asyncio.set_event_loop(self.loop)
-            self.loop.run_until_complete(start())
-            ready.set()
-            self.loop.run_forever()
-
-        threading.Thread(target=serve, daemon=True).start()
-        ready.wait(10)
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
+    async def _hang(self, request: web.Request) -> web.StreamResponse:
+        self.started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+        return web.json_response({})
 
 
 @pytest.fixture
 def hanging_upstream() -> Iterator[HangingUpstream]:
-    upstream = HangingUpstream()
-    yield upstream
-    upstream.stop()
+    with HangingUpstream() as upstream:
+        yield upstream
 
 
 def test_client_disconnect_cancels_the_upstream_call(

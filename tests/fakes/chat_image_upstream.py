@@ -7,70 +7,36 @@ content, or an ``images`` array on the message.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import re
-import threading
 import uuid
 from typing import Any
 
 from aiohttp import web
 from PIL import Image
 
+from tests.fakes.loopback import LoopbackServer
+
 _PREFIX = re.compile(r"^\s*(auto|\d+x\d+)\s+['\"]?(.*?)['\"]?\s*$", re.S)
 
 
-class FakeChatImageUpstream:
+class FakeChatImageUpstream(LoopbackServer):
     def __init__(self, api_key: str = "sk-fake-chat-upstream-key") -> None:
+        super().__init__()
         self.api_key = api_key
         #: "markdown" | "bare_url" | "data_uri" | "images_array" | "text_only"
         self.style = "markdown"
         self.requests: list[dict[str, Any]] = []
         self._files: dict[str, bytes] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self.url}/v1"
 
-    def start_in_thread(self) -> FakeChatImageUpstream:
-        ready = threading.Event()
-        loop = asyncio.new_event_loop()
-
-        async def start() -> None:
-            app = web.Application(client_max_size=64 * 1024 * 1024)
-            app.router.add_post("/v1/chat/completions", self._chat)
-            app.router.add_get("/files/{name}", self._file)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            self.port = self._runner.addresses[0][1]
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(start())
-            ready.set()
-            loop.run_forever()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=serve, daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None or self._runner is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-        self._loop.close()
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/files/{name}", self._file)
 
     async def _chat(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":

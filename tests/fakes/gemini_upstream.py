@@ -19,7 +19,6 @@ import asyncio
 import base64
 import binascii
 import io
-import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from multidict import CIMultiDict
 from PIL import Image, ImageDraw
 
 from imagegate.providers.gemini_sizes import ASPECT_RATIOS, PIXELS, nearest_aspect_ratio
+from tests.fakes.loopback import LoopbackServer
 
 MODELS = ("gemini-2.5-flash-image", "gemini-3-pro-image-preview", "gemini-3-pro-image")
 _RATIOS = {f"{a}:{b}" for a, b in ASPECT_RATIOS}
@@ -103,8 +103,9 @@ def render(width: int, height: int, fmt: str = "png", shade: int = 0) -> bytes:
     return out.getvalue()
 
 
-class FakeGeminiUpstream:
+class FakeGeminiUpstream(LoopbackServer):
     def __init__(self, api_key: str = "AIzaFakeGeminiKey-0123456789abcdef") -> None:
+        super().__init__()
         self.api_key = api_key
         self.requests: list[RecordedRequest] = []
         #: Stop with this finishReason and no image (IMAGE_SAFETY, NO_IMAGE...); None draws.
@@ -136,68 +137,13 @@ class FakeGeminiUpstream:
         self.in_flight = 0
         self.max_in_flight = 0
         self._arrivals = asyncio.Condition()
-        self._runner: web.AppRunner | None = None
-        self._port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._port}/v1beta"
+        return f"{self.url}/v1beta"
 
-    async def start(self) -> FakeGeminiUpstream:
-        app = web.Application(client_max_size=512 * 1024 * 1024)
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1beta/models/{target}", self._post)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = self._runner.addresses[0][1]
-        return self
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeGeminiUpstream:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    def start_in_thread(self) -> FakeGeminiUpstream:
-        """Serve from a daemon thread with its own loop, for sync tests."""
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(self.start())
-            ready.set()
-            loop.run_forever()
-            loop.close()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=serve, name="fake-gemini-upstream", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("the fake upstream did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self.close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop = self._thread = None
-
-    def __enter__(self) -> FakeGeminiUpstream:
-        return self.start_in_thread()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     async def wait_in_flight(self, count: int) -> None:
         """Return once ``count`` requests are being answered at the same time (same loop only)."""

@@ -18,7 +18,6 @@ import asyncio
 import base64
 import io
 import json
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -27,6 +26,8 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 from PIL import Image, ImageDraw
+
+from tests.fakes.loopback import LoopbackServer
 
 _PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 
@@ -79,8 +80,9 @@ def _render(width: int, height: int, fmt: str, transparent: bool, shade: int) ->
     return out.getvalue()
 
 
-class FakeOpenAIUpstream:
+class FakeOpenAIUpstream(LoopbackServer):
     def __init__(self, api_key: str = "sk-fake-upstream-key-0123456789") -> None:
+        super().__init__()
         self.api_key = api_key
         self.requests: list[RecordedRequest] = []
         #: "b64" answers b64_json; "url" answers links served by this server under /files/.
@@ -103,70 +105,15 @@ class FakeOpenAIUpstream:
         #: Put this revised_prompt on each image (dall-e-3 style).
         self.revised_prompt: str | None = None
         self._files: dict[str, tuple[bytes, str]] = {}
-        self._runner: web.AppRunner | None = None
-        self._port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._port}/v1"
+        return f"{self.url}/v1"
 
-    async def start(self) -> FakeOpenAIUpstream:
-        app = web.Application(client_max_size=512 * 1024 * 1024)
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/images/generations", self._generations)
         app.router.add_post("/v1/images/edits", self._edits)
         app.router.add_get("/files/{name}", self._file)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = self._runner.addresses[0][1]
-        return self
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeOpenAIUpstream:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    def start_in_thread(self) -> FakeOpenAIUpstream:
-        """Serve from a daemon thread with its own loop, for sync tests."""
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(self.start())
-            ready.set()
-            loop.run_forever()
-            loop.close()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=serve, name="fake-openai-upstream", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("the fake upstream did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self.close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop = self._thread = None
-
-    def __enter__(self) -> FakeOpenAIUpstream:
-        return self.start_in_thread()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     async def _generations(self, request: web.Request) -> web.StreamResponse:
         recorded = RecordedRequest(request.method, request.path, CIMultiDict(request.headers))
