@@ -22,18 +22,23 @@ Atomicity comes from the database, not from this process: a hold is one conditio
 (one writer at a time) and PostgreSQL evaluates against the latest committed row (the row lock
 makes concurrent holds queue), so any number of processes can never take a balance below zero.
 Keys without a quota (``quota_micros IS NULL``) are unlimited: nothing is held or recorded.
+Holds, settles and releases are group-committed (``billing/batcher.py``): whatever requests
+queue while one transaction runs goes into the next, with the same conditional statements.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from imagegate.billing.batcher import HoldOp, LedgerBatcher, MoveOp
+from imagegate.billing.ledger_sql import RowKind
 from imagegate.billing.money import format_usd
 from imagegate.db.tables import ApiKeyRow, LedgerRow
 from imagegate.errors import RateLimited
@@ -70,38 +75,34 @@ class LedgerEntry:
 class Ledger:
     """Holds, settlements and grants against the keys in the database behind ``engine``."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, batch_size: int = 500) -> None:
         self._engine = engine
+        # Holds, settles and releases share transactions (group commit); see billing/batcher.py.
+        self.batcher = LedgerBatcher(engine, batch_size=batch_size)
 
     async def hold(self, key_id: str, request_id: str | None, amount: int) -> Hold:
-        """Set ``amount`` micro-USD aside, or raise 429 ``insufficient_quota`` when the key is short."""
+        """Set ``amount`` micro-USD aside, or raise 429 ``insufficient_quota`` when the key is short.
+
+        Cancelling the caller never loses money: a hold taken after its waiter left is given back.
+        """
         if amount < 0:
             raise ValueError("a hold cannot be negative")
         if amount == 0:
             return Hold(key_id, request_id, 0, recorded=False)
-        take = (
-            update(ApiKeyRow)
-            .where(
-                ApiKeyRow.id == key_id,
-                ApiKeyRow.quota_micros.is_not(None),
-                ApiKeyRow.balance_micros >= amount,
-            )
-            .values(balance_micros=ApiKeyRow.balance_micros - amount)
-        )
-        async with self._engine.begin() as connection:
-            if (await connection.execute(take)).rowcount == 1:
-                await record(connection, key_id, request_id, "hold", -amount)
-                return Hold(key_id, request_id, amount, recorded=True)
-            query = select(ApiKeyRow.quota_micros, ApiKeyRow.balance_micros).where(ApiKeyRow.id == key_id)
-            row = (await connection.execute(query)).first()
-        if row is None:
+        refusal = await self.batcher.hold(HoldOp(key_id, request_id, amount))
+        if refusal is None:
+            return Hold(key_id, request_id, amount, recorded=True)
+        if not refusal.exists:
             raise ValueError(f"no key with id {key_id!r}")
-        if row[0] is None:
+        if refusal.quota_micros is None:
             return Hold(key_id, request_id, amount, recorded=False)
-        raise insufficient_quota(amount, row[1])
+        raise insufficient_quota(amount, refusal.balance_micros)
 
     async def settle(self, hold: Hold, actual: int) -> int:
-        """Charge exactly ``actual`` (at most the hold) and give the rest back; returns the rest."""
+        """Charge exactly ``actual`` (at most the hold) and give the rest back; returns the rest.
+
+        The write is queued before this first waits, so it happens even if the caller is cancelled.
+        """
         if actual < 0:
             raise ValueError("a charge cannot be negative")
         if actual > hold.amount:
@@ -116,19 +117,20 @@ class Ledger:
         if not self._close(hold):
             return 0
         rest = hold.amount - actual
-        async with self._engine.begin() as connection:
-            await _move(connection, hold.key_id, rest)
-            await record(connection, hold.key_id, hold.request_id, "release", hold.amount)
-            await record(connection, hold.key_id, hold.request_id, "charge", -actual)
+        rows: tuple[tuple[RowKind, int], ...] = (("release", hold.amount), ("charge", -actual))
+        await asyncio.shield(self.batcher.submit_move(MoveOp(hold.key_id, hold.request_id, rest, rows)))
         return rest
 
     async def release(self, hold: Hold) -> None:
         """Give the whole hold back (the request failed or was abandoned before a result)."""
         if not self._close(hold):
             return
-        async with self._engine.begin() as connection:
-            await _move(connection, hold.key_id, hold.amount)
-            await record(connection, hold.key_id, hold.request_id, "release", hold.amount)
+        op = MoveOp(hold.key_id, hold.request_id, hold.amount, (("release", hold.amount),))
+        await asyncio.shield(self.batcher.submit_move(op))
+
+    async def drain(self) -> None:
+        """Wait for every queued hold, settle and release to be written (at shutdown)."""
+        await self.batcher.drain()
 
     async def balance(self, key_id: str) -> int | None:
         """What the key has left; None for an unlimited key (or no such key)."""
@@ -225,12 +227,3 @@ async def record(
             created_at=datetime.now(UTC),
         )
     )
-
-
-async def _move(connection: AsyncConnection, key_id: str, amount: int) -> None:
-    statement = (
-        update(ApiKeyRow)
-        .where(ApiKeyRow.id == key_id)
-        .values(balance_micros=ApiKeyRow.balance_micros + amount)
-    )
-    await connection.execute(statement)

@@ -9,7 +9,8 @@
 
 Keys without a quota and the admin key are never held or charged; their cost is still computed
 and noted for the request log. Ledger writes are shielded from cancellation: a client that
-disconnects mid-write must not leave a hold half-applied.
+disconnects mid-write must not leave a hold half-applied, nor a hold taken that nobody releases
+(the ledger's batcher gives back a hold whose waiter was cancelled).
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ class Billing:
     def __init__(self, prices: PriceBook, ledger: Ledger | None = None) -> None:
         self.prices = prices
         self.ledger = ledger
-        # Ledger writes in flight, kept referenced so a cancelled request cannot drop them.
-        self._writes: set[asyncio.Task[Any]] = set()
 
     async def open(self, request: ImageRequest, principal: Principal) -> Meter:
         await self.prices.refresh()
@@ -48,16 +47,13 @@ class Billing:
         return meter
 
     async def shielded(self, write: Awaitable[Any]) -> None:
-        """Run a ledger write to the end even if the caller is cancelled meanwhile."""
+        """Run a ledger settle or release, logging (not raising) a failed write.
 
-        async def run() -> None:
-            await write
-
-        task = asyncio.ensure_future(run())
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        Cancellation cannot drop the write: the ledger queues it before it first waits, and its
+        batcher applies what was queued whether or not anyone still awaits it.
+        """
         try:
-            await asyncio.shield(task)
+            await write
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -66,9 +62,9 @@ class Billing:
             logger.exception("ledger write failed")
 
     async def drain(self) -> None:
-        """Wait for ledger writes still in flight (at shutdown)."""
-        if self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
+        """Wait for ledger writes still queued (at shutdown, before the engine closes)."""
+        if self.ledger is not None:
+            await self.ledger.drain()
 
 
 class Meter:
