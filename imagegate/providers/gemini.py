@@ -52,6 +52,7 @@ from imagegate.providers.gemini_sizes import image_config, supports_image_size
 from imagegate.providers.upstream_errors import (
     bad_response,
     credentials_rejected,
+    json_object,
     model_not_served,
     rate_limited,
     transport_error,
@@ -227,7 +228,7 @@ class Answer:
 
 def _read_answer(raw: bytes) -> Answer:
     """The images and usage of one ``generateContent`` answer; a refusal becomes a 400."""
-    body = _parse(raw)
+    body = json_object(raw)
     feedback = body.get("promptFeedback")
     if isinstance(feedback, dict) and feedback.get("blockReason"):
         reason = str(feedback["blockReason"])
@@ -306,16 +307,6 @@ def _by_modality(details: Any) -> dict[str, int]:
             modality = str(item.get("modality") or "")
             counts[modality] = counts.get(modality, 0) + int(item.get("tokenCount") or 0)
     return counts
-
-
-def _parse(raw: bytes) -> dict[str, Any]:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise bad_response("the upstream answered with invalid JSON") from exc
-    if not isinstance(body, dict):
-        raise bad_response("the upstream answered JSON that is not an object")
-    return body
 
 
 def _error_body(raw: bytes) -> dict[str, Any]:

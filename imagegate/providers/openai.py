@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-from imagegate import jsonsplice
 from imagegate.domain import (
     Base64Text,
     GeneratedImage,
@@ -33,6 +32,7 @@ from imagegate.providers.sse import iter_sse
 from imagegate.providers.upstream_errors import (
     bad_response,
     credentials_rejected,
+    json_object,
     model_not_served,
     rate_limited,
     transport_error,
@@ -130,7 +130,7 @@ class OpenAIProvider(Provider):
                     async for event in self._relay(response, kind):
                         yield event
                 else:
-                    body = _parse_json(await response.read())
+                    body = json_object(await response.read())
                     yield _result(body, _images(body.get("data")), body.get("created"))
         except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc) from exc
@@ -141,7 +141,7 @@ class OpenAIProvider(Provider):
         async for sse in iter_sse(response.content):
             if sse.raw.strip() == b"[DONE]":
                 break
-            payload = _parse_json(sse.raw)
+            payload = json_object(sse.raw)
             kind_seen = sse.event or str(payload.get("type") or "")
             if kind_seen == "error" or isinstance(payload.get("error"), dict):
                 raise self._stream_error(payload)
@@ -211,17 +211,6 @@ def _channel_out_of_quota(channel: str) -> UpstreamFailed:
     return UpstreamFailed(
         f"the upstream account of channel {channel} has no quota left", code="insufficient_quota"
     )
-
-
-def _parse_json(raw: bytes) -> dict[str, Any]:
-    try:
-        # Image bodies are megabytes of base64: jsonsplice keeps them out of the JSON parser.
-        body = jsonsplice.loads(raw, views=True)
-    except orjson.JSONDecodeError as exc:
-        raise bad_response("the upstream answered with invalid JSON") from exc
-    if not isinstance(body, dict):
-        raise bad_response("the upstream answered JSON that is not an object")
-    return body
 
 
 def _error_body(raw: bytes) -> dict[str, Any]:

@@ -7,14 +7,29 @@ client sees one wording and one code whichever upstream failed. No message carri
 
 from __future__ import annotations
 
-import aiohttp
+from typing import Any
 
+import aiohttp
+import orjson
+
+from imagegate import jsonsplice
 from imagegate.errors import GatewayError, RateLimited, UpstreamFailed, UpstreamTimeout
 from imagegate.settings import ChannelConfig
 
 
 def bad_response(message: str) -> UpstreamFailed:
     return UpstreamFailed(message, code="upstream_bad_response")
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """An upstream's JSON answer, which must be an object; megabytes of ``b64_json`` stay unparsed."""
+    try:
+        body = jsonsplice.loads(raw, views=True)
+    except orjson.JSONDecodeError as exc:
+        raise bad_response("the upstream answered with invalid JSON") from exc
+    if not isinstance(body, dict):
+        raise bad_response("the upstream answered JSON that is not an object")
+    return body
 
 
 def transport_error(channel: ChannelConfig, exc: Exception) -> GatewayError:
