@@ -40,6 +40,7 @@ async def flatten(frames: AsyncIterator[Frame]) -> AsyncIterator[bytes]:
         else:
             for piece in pieces(frame):
                 yield piece
+        del frame  # not kept while the next (multi-megabyte) frame is read
 
 
 class JSONPartsResponse(Response):

@@ -33,7 +33,10 @@ async def _frames(service: ImageService, request: ImageRequest, who: Principal) 
     try:
         async for event in service.events(request, who):
             if isinstance(event, PartialImage):
-                yield sse_event(f"{prefix}.partial_image", _partial_payload(prefix, event, request))
+                frame = sse_event(f"{prefix}.partial_image", _partial_payload(prefix, event, request))
+                del event  # one multi-megabyte event held at a time
+                yield frame
+                del frame
             else:
                 for payload in await _completed_payloads(service, prefix, event, request):
                     yield sse_event(f"{prefix}.completed", payload)

@@ -146,11 +146,16 @@ class OpenAIProvider(Provider):
             if kind_seen == "error" or isinstance(payload.get("error"), dict):
                 raise self._stream_error(payload)
             if kind_seen.endswith(".partial_image"):
-                yield PartialImage(
+                partial = PartialImage(
                     index=int(payload.get("partial_image_index") or 0),
                     image=ImageBlob.from_b64(_b64(payload)),
                     size=_text(payload.get("size")),
                 )
+                # Each event is megabytes: drop every reference to it once it is passed on, so a
+                # stream holds one event at a time, never two (see api/responses.py).
+                del sse, payload
+                yield partial
+                del partial
             elif kind_seen.endswith(".completed"):
                 images.append(_image(payload))
                 last = payload

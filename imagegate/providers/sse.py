@@ -88,7 +88,9 @@ class SseDecoder:
                     events.append(event)
                 line_start = position = next_start
         if line_start:
-            del buffer[:line_start]
+            # A fresh buffer for the remainder: deleting the prefix would keep the capacity of
+            # the multi-megabyte line just read alive for the rest of the stream.
+            self._buffer = bytearray(memoryview(buffer)[line_start:])
         return events
 
     def _line_end(self, buffer: bytearray, position: int) -> tuple[int, int] | None:
@@ -155,7 +157,11 @@ async def iter_sse(content: aiohttp.StreamReader) -> AsyncIterator[SseEvent]:
     """Yield events from a response body as soon as each one is complete."""
     decoder = SseDecoder()
     async for chunk in content.iter_any():
-        for event in decoder.feed(chunk):
-            yield event
+        events = decoder.feed(chunk)
+        del chunk
+        # Popped, not iterated: a loop variable would keep each (multi-megabyte) event alive
+        # while the next one is read.
+        while events:
+            yield events.pop(0)
     for event in decoder.flush():
         yield event

@@ -96,6 +96,7 @@ class ImageService:
                     event = await self._materialise(event, channel)
                     await meter.settle(event)
                 yield event
+                del event  # one multi-megabyte event held at a time
         finally:
             await meter.close()
 

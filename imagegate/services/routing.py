@@ -103,6 +103,7 @@ class ChannelRouter:
                         _record_attempt(channel, None, started)
                     yielded = True
                     yield channel, event
+                    del event  # one multi-megabyte event held at a time
                 if not yielded:
                     raise UpstreamFailed(
                         f"channel {channel.name}: the upstream finished without an image",
