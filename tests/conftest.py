@@ -11,11 +11,12 @@ import io
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import uvicorn
 from openai import OpenAI
@@ -24,6 +25,8 @@ from PIL import Image
 from imagegate.app import create_app
 from imagegate.db.engine import create_engine
 from imagegate.db.keys import KeyStore
+from imagegate.http import HttpClients
+from imagegate.media.fetch import SafeFetcher
 from imagegate.settings import Settings, load_settings
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
@@ -141,6 +144,15 @@ def upstream_gateway(make_gateway: GatewayFactory, upstream: FakeOpenAIUpstream)
             }
         ],
     )
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[HttpClients]:
+    """The HTTP clients a provider is built with, for tests that drive a provider directly."""
+    fetcher = SafeFetcher(allow_private=False, timeout_s=5, max_bytes=1 << 20, max_redirects=0)
+    clients = HttpClients(upstream=aiohttp.ClientSession(), fetcher=fetcher)
+    yield clients
+    await clients.aclose()
 
 
 def image_bytes(

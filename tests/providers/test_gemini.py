@@ -8,7 +8,6 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 from PIL import Image
 
@@ -22,7 +21,6 @@ from imagegate.errors import (
     UpstreamTimeout,
 )
 from imagegate.http import HttpClients
-from imagegate.media.fetch import SafeFetcher
 from imagegate.providers.gemini import DEFAULT_BASE_URL, GeminiProvider
 from imagegate.providers.gemini_sizes import (
     image_config,
@@ -41,14 +39,6 @@ PRO = "gemini-3-pro-image-preview"
 async def upstream() -> AsyncIterator[FakeGeminiUpstream]:
     async with FakeGeminiUpstream() as fake:
         yield fake
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[HttpClients]:
-    fetcher = SafeFetcher(allow_private=False, timeout_s=5, max_bytes=1 << 20, max_redirects=0)
-    clients = HttpClients(upstream=aiohttp.ClientSession(), fetcher=fetcher)
-    yield clients
-    await clients.aclose()
 
 
 def make_provider(http: HttpClients, base_url: str, api_key: str, **channel: Any) -> GeminiProvider:

@@ -7,7 +7,6 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 from PIL import Image
 
@@ -20,7 +19,6 @@ from imagegate.errors import (
     UpstreamTimeout,
 )
 from imagegate.http import HttpClients
-from imagegate.media.fetch import SafeFetcher
 from imagegate.providers.openai import OpenAIProvider
 from imagegate.settings import ChannelConfig
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
@@ -33,14 +31,6 @@ MAPPED_MODEL = "gpt-image-2-2026-04-21"
 async def upstream() -> AsyncIterator[FakeOpenAIUpstream]:
     async with FakeOpenAIUpstream() as fake:
         yield fake
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[HttpClients]:
-    fetcher = SafeFetcher(allow_private=False, timeout_s=5, max_bytes=1 << 20, max_redirects=0)
-    clients = HttpClients(upstream=aiohttp.ClientSession(), fetcher=fetcher)
-    yield clients
-    await clients.aclose()
 
 
 def make_provider(http: HttpClients, base_url: str, api_key: str, **channel: Any) -> OpenAIProvider:
