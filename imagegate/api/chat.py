@@ -25,7 +25,6 @@ router = APIRouter()
 logger = logging.getLogger("imagegate.chat")
 
 
-@router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
     who = await principal(request)
     gw = gateway(request)
@@ -93,3 +92,7 @@ async def _stream(
         usage_chunk["usage"] = usage_wire(reply.usage)
         yield sse_event(None, usage_chunk)
     yield sse_event(None, b"[DONE]")
+
+
+# A plain Starlette route, like the image endpoints (see api/images.py).
+router.add_route("/v1/chat/completions", chat_completions, methods=["POST"])

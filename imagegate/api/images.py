@@ -18,7 +18,6 @@ from imagegate.observability import note
 router = APIRouter()
 
 
-@router.post("/v1/images/generations")
 async def create_image(request: Request) -> Response:
     who = await principal(request)
     gw = gateway(request)
@@ -27,7 +26,6 @@ async def create_image(request: Request) -> Response:
     return await _respond(request, image_request, who)
 
 
-@router.post("/v1/images/edits")
 async def edit_image(request: Request) -> Response:
     who = await principal(request)
     gw = gateway(request)
@@ -72,3 +70,9 @@ async def _respond(request: Request, image_request: ImageRequest, who: Principal
         return await stream_response(gw.images, image_request, who, gw.settings.stream_keepalive_s)
     body = await gw.images.create(image_request, who)
     return JSONPartsResponse(body)
+
+
+# Plain Starlette routes: these endpoints parse their own bodies, so FastAPI's per-request
+# dependency resolution would be pure overhead on the hottest paths.
+router.add_route("/v1/images/generations", create_image, methods=["POST"])
+router.add_route("/v1/images/edits", edit_image, methods=["POST"])
