@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import tomllib
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from imagegate.db import migrate
+from imagegate.db.engine import create_engine
 from imagegate.settings import Settings, load_settings
+
+T = TypeVar("T")
 
 
 class CliError(Exception):
@@ -43,3 +51,20 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def display_url(database_url: str) -> str:
     """The URL with any password masked, fit for a terminal or a log."""
     return make_url(database_url).render_as_string(hide_password=True)
+
+
+def run_with_engine(args: argparse.Namespace, action: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Migrate the database (a no-op at head), then run ``action`` on an engine it owns."""
+    url = settings_from(args).resolved_database_url
+    migrate.upgrade(url)
+
+    async def run() -> T:
+        engine = create_engine(url)
+        try:
+            return await action(engine)
+        except ValueError as exc:  # the stores' refusals: bad names, amounts, groups in use
+            raise CliError(str(exc), exit_code=2) from exc
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())

@@ -10,15 +10,10 @@ A group is named by its name or id. ``--models '*'`` and ``--rpm 0`` lift a rest
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from imagegate.cli.common import CliError, add_config_option, settings_from
-from imagegate.db import migrate
-from imagegate.db.engine import create_engine
+from imagegate.cli.common import CliError, add_config_option, run_with_engine
 from imagegate.db.groups import Group, GroupStore
 
 T = TypeVar("T")
@@ -148,20 +143,3 @@ async def _find(store: GroupStore, ref: str) -> Group:
 
 def _run(args: argparse.Namespace, action: Callable[[GroupStore], Awaitable[T]]) -> T:
     return run_with_engine(args, lambda engine: action(GroupStore(engine)))
-
-
-def run_with_engine(args: argparse.Namespace, action: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    """Migrate the database (a no-op at head), then run ``action`` on an engine it owns."""
-    url = settings_from(args).resolved_database_url
-    migrate.upgrade(url)
-
-    async def run() -> T:
-        engine = create_engine(url)
-        try:
-            return await action(engine)
-        except ValueError as exc:  # the stores' refusals: bad names, amounts, groups in use
-            raise CliError(str(exc), exit_code=2) from exc
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())

@@ -10,15 +10,12 @@ Every command first migrates the database (a no-op at head), so it works on a fr
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from imagegate.billing.money import format_usd
-from imagegate.cli.common import CliError, add_config_option, settings_from
-from imagegate.db import migrate
-from imagegate.db.engine import create_engine
+from imagegate.cli.common import CliError, add_config_option, run_with_engine
 from imagegate.db.keys import ApiKey, KeyStore
 
 T = TypeVar("T")
@@ -147,17 +144,7 @@ def format_table(keys: list[ApiKey]) -> str:
 
 
 def _with_store(args: argparse.Namespace, action: Callable[[KeyStore], Awaitable[T]]) -> T:
-    url = settings_from(args).resolved_database_url
-    migrate.upgrade(url)
-
-    async def run() -> T:
-        engine = create_engine(url)
-        try:
-            return await action(KeyStore(engine))
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
+    return run_with_engine(args, lambda engine: action(KeyStore(engine)))
 
 
 def _models_text(key: ApiKey) -> str:

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate.billing.money import format_usd
-from imagegate.cli.common import add_config_option
-from imagegate.cli.groups import render_table, run_with_engine
+from imagegate.cli.common import add_config_option, run_with_engine
+from imagegate.cli.groups import render_table
 from imagegate.cli.keys import parse_duration, parse_expiry
 from imagegate.db.log_queries import LogFilter, UsageRow, usage
 
