@@ -18,11 +18,10 @@ import orjson
 
 from imagegate.domain import GeneratedImage, ImageBlob, ImageRequest, ImageResult, ProviderEvent, Usage
 from imagegate.errors import UpstreamFailed
+from imagegate.media.links import image_links
 from imagegate.providers.openai import OpenAIProvider
 
 _DATA_URI = re.compile(r"data:image/[a-zA-Z+.-]+;base64,(?P<b64>[A-Za-z0-9+/=\s]+)")
-_MARKDOWN_IMAGE = re.compile(r"!\[[^\]]*\]\((?P<url>[^)\s]+)\)")
-_BARE_URL = re.compile(r"https?://[^\s)\"'<>\]]+")
 
 
 def chat_prompt(request: ImageRequest) -> str:
@@ -60,8 +59,7 @@ def _from_text(text: str) -> list[GeneratedImage]:
     ]
     if images:
         return images
-    urls = [m["url"] for m in _MARKDOWN_IMAGE.finditer(text)] or _BARE_URL.findall(text)
-    return [GeneratedImage(url=url.rstrip(".,;")) for url in urls]
+    return [GeneratedImage(url=url) for url in image_links(text)]
 
 
 class OpenAIChatImageProvider(OpenAIProvider):

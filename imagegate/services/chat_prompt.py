@@ -8,15 +8,13 @@ from dataclasses import dataclass, field
 from imagegate.api.chat_protocol import ChatMessage
 from imagegate.domain import ImageSource
 from imagegate.errors import InvalidRequest
+from imagegate.media.links import image_links
 
 # `3840x2160 'prompt'`, `auto "prompt"`, `1024x1024 ‘prompt’` or no quotes at all.
 _SIZE_PREFIX = re.compile(
     r"^\s*(?P<size>auto|\d{1,5}\s*[xX×]\s*\d{1,5})(?:\s+|\s*(?=['\"‘’“”]))(?P<rest>.*)$", re.S
 )
 _QUOTES = "'\"‘’“”"
-# Markdown images and bare links in assistant messages: where earlier results are found.
-_MARKDOWN_IMAGE = re.compile(r"!\[[^\]]*\]\((?P<url>[^)\s]+)\)")
-_BARE_URL = re.compile(r"(?P<url>https?://[^\s)\"'<>]+)")
 
 
 @dataclass
@@ -58,9 +56,10 @@ def _images_of(message: ChatMessage, index: int) -> list[ImageSource]:
 def _produced_images(message: ChatMessage, index: int, own_prefix: str) -> list[ImageSource]:
     """Images this gateway produced in an earlier assistant message (only its own URLs)."""
     text = _text_of(message)
-    urls = [m["url"] for m in _MARKDOWN_IMAGE.finditer(text)] or [m["url"] for m in _BARE_URL.finditer(text)]
     return [
-        ImageSource(param=f"messages[{index}].content", url=url) for url in urls if url.startswith(own_prefix)
+        ImageSource(param=f"messages[{index}].content", url=url)
+        for url in image_links(text)
+        if url.startswith(own_prefix)
     ]
 
 
