@@ -5,11 +5,12 @@ Sync on purpose: encoding is CPU work, so callers run these in a worker thread.
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 from PIL import Image
 
-from imagegate.domain import ImageFormat, sniff_format
+from imagegate.domain import ImageBlob, ImageFormat, sniff_format
 
 _PIL_FORMATS: dict[ImageFormat, str] = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 _DEFAULT_QUALITY = 95
@@ -96,3 +97,16 @@ def _flatten(image: Image.Image) -> Image.Image:
     flat = Image.new("RGB", rgba.size, _WHITE)
     flat.paste(rgba, mask=rgba.getchannel("A"))
     return flat
+
+
+#: Bytes of an image needed to read its dimensions from the header, JPEG's included.
+HEADER_BYTES = 64 * 1024
+
+
+async def measured_size(blob: ImageBlob) -> str | None:
+    """The image's real ``WxH`` from its header (decoding only that much base64), or None."""
+    try:
+        width, height = await asyncio.to_thread(image_dimensions, blob.head(HEADER_BYTES))
+    except ValueError:
+        return None  # not an image: the gateway's format check reports it
+    return f"{width}x{height}"

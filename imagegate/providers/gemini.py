@@ -46,7 +46,7 @@ from imagegate.errors import (
     UpstreamFailed,
     UpstreamRejected,
 )
-from imagegate.media.transcode import image_dimensions
+from imagegate.media.transcode import measured_size
 from imagegate.providers.base import Provider
 from imagegate.providers.gemini_sizes import image_config, supports_image_size
 from imagegate.providers.upstream_errors import (
@@ -61,8 +61,6 @@ from imagegate.providers.upstream_errors import (
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 # What a call may raise besides our own errors; anything else is a bug and should surface as one.
 _TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientError, ValueError, TypeError)
-# Enough of an image to read its dimensions from the header, JPEG's included.
-_HEADER_BYTES = 64 * 1024
 _MASK_NOTE = (
     "The last image is a mask for the first one: change only the areas where the mask is "
     "transparent and keep everything else exactly as it is."
@@ -130,7 +128,9 @@ class GeminiProvider(Provider):
         usage = Usage.combined(usages) if usages else None
         first = images[0].blob
         assert first is not None  # _read_answer makes blobs only
-        return ImageResult(images=images, usage=usage, size=await _measure(first), output_format=first.format)
+        return ImageResult(
+            images=images, usage=usage, size=await measured_size(first), output_format=first.format
+        )
 
     async def _call(self, payload: bytes, upstream_model: str) -> Answer:
         model = quote(upstream_model.removeprefix("models/"), safe="")
@@ -188,15 +188,6 @@ async def _concurrently(calls: list[Coroutine[Any, Any, Answer]]) -> list[Answer
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-
-
-async def _measure(blob: ImageBlob) -> str | None:
-    """The returned image's real ``WxH`` (Gemini picks pixels from the ratio, not the request)."""
-    try:
-        width, height = await asyncio.to_thread(image_dimensions, blob.head(_HEADER_BYTES))
-    except ValueError:
-        return None  # not an image: the gateway's format check reports it
-    return f"{width}x{height}"
 
 
 # -- reading Gemini's answers -------------------------------------------------------------------

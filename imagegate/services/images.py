@@ -30,14 +30,11 @@ from imagegate.domain import (
 from imagegate.errors import InvalidRequest, PermissionDenied, UpstreamFailed, UpstreamTimeout
 from imagegate.http import HttpClients
 from imagegate.media.sizes import check_size
-from imagegate.media.transcode import convert_image, image_dimensions
+from imagegate.media.transcode import convert_image, measured_size
 from imagegate.providers.registry import Catalog, Channel, ModelSpec
 from imagegate.services.routing import ChannelRouter
 from imagegate.settings import Settings
 from imagegate.storage.base import ImageStore
-
-# Bytes of an image needed to read its dimensions from the header, JPEG's included.
-_HEADER_BYTES = 64 * 1024
 
 
 class ImageService:
@@ -224,11 +221,7 @@ class ImageService:
         blob = result.images[0].blob
         if blob is None:
             return None
-        try:
-            width, height = await asyncio.to_thread(image_dimensions, blob.head(_HEADER_BYTES))
-        except Exception:
-            return None
-        return f"{width}x{height}"
+        return await measured_size(blob)
 
 
 def _config_prices(settings: Settings) -> dict[str, dict[str, Any] | None]:
