@@ -88,6 +88,14 @@ class GenerationPipeline:
         self.inputs.check_count(request)
         return spec
 
+    async def admit(self, request: ImageRequest, principal: Principal, request_id: str) -> Meter:
+        """Check the request and hold its maximum cost: what an async task does at submit.
+
+        The returned meter is handed to :meth:`run` later (``meter=``), which then skips both.
+        """
+        self.check(request, principal)
+        return await self.billing.open(request, principal, request_id)
+
     # -- running ------------------------------------------------------------------------------
 
     async def run(
@@ -97,17 +105,19 @@ class GenerationPipeline:
         record: RequestRecord,
         *,
         hosted: bool | None = None,
+        meter: Meter | None = None,
     ) -> AsyncIterator[GenerationEvent]:
         """The request's events: Accepted, then its partial images, then Generated.
 
         Errors are raised as :class:`~imagegate.errors.GatewayError`; one raised before Accepted
         means nothing was started. ``hosted`` stores the images and gives them URLs (default:
-        when the client asked for URLs).
+        when the client asked for URLs). ``meter`` is the hold :meth:`admit` took, for a request
+        checked and held earlier (an async task); the hold is settled or released here either way.
         """
         describe(record, request)
         try:
-            self.check(request, principal)
-            meter = await self.billing.open(request, principal, record.request_id)
+            if meter is None:
+                meter = await self.admit(request, principal, record.request_id)
             finishing: asyncio.Future[Generated] | None = None
             try:
                 await self.inputs.load(request)
