@@ -1,0 +1,111 @@
+"""``imagegate chat``: talk to a chat-image model, one line of stdin per turn, saving each reply's images.
+
+The whole conversation is re-sent each turn, so a follow-up ("now make it blue") edits the last
+image, as the chat-image model does server-side (SPEC §4). A size goes in front of the prompt:
+``1536x1024 'a harbour at dawn'``. An empty line is skipped; ``/quit`` or end of input ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+from imagegate.cli.client.connection import (
+    Connection,
+    add_connection_options,
+    connection_from,
+    gateway_errors,
+)
+from imagegate.cli.client.progress import Waiting, stderr_console
+from imagegate.cli.client.saving import Saver
+from imagegate.cli.common import CliError
+
+DEFAULT_MODEL = "gpt-image-2-chat"
+_MARKDOWN_IMAGE = re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+
+
+def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
+    parser = subparsers.add_parser("chat", help="chat with a chat-image model, saving each reply's images")
+    parser.add_argument("-m", "--model", default=DEFAULT_MODEL, help=f"model (default: {DEFAULT_MODEL})")
+    parser.add_argument(
+        "-o", "--output-dir", type=Path, default=Path("."), metavar="DIR", help="where to save"
+    )
+    add_connection_options(parser)
+    parser.set_defaults(handler=chat_command)
+
+
+def chat_command(args: argparse.Namespace) -> int:
+    connection = connection_from(args)
+    saver = Saver(args.output_dir, connection.base_url)
+    console = stderr_console()
+    messages: list[dict[str, Any]] = []
+    failures = 0
+    for line in _lines():
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/quit", "/exit"):
+            break
+        messages.append({"role": "user", "content": text})
+        try:
+            reply, paths = _turn(connection, args.model, messages, saver)
+        except CliError as exc:
+            # The turn is forgotten, so the next line starts from the last good reply.
+            messages.pop()
+            failures += 1
+            console.print(f"imagegate: error: {exc.message}")
+            continue
+        messages.append({"role": "assistant", "content": reply})
+        console.print(reply)
+        for path in paths:
+            print(path, flush=True)
+    return 1 if failures else 0
+
+
+def _turn(
+    connection: Connection, model: str, messages: list[dict[str, Any]], saver: Saver
+) -> tuple[str, list[Path]]:
+    client = connection.openai_client()
+    with gateway_errors(connection), Waiting(stderr_console(), f"{model} is drawing"):
+        raw = client.chat.completions.with_raw_response.create(model=model, messages=cast(Any, messages))
+        text = raw.http_response.text
+    request_id = raw.headers.get("x-request-id")
+    if not request_id:
+        raise CliError("the gateway's response has no X-Request-Id header to name the saved files by")
+    body = json.loads(text)
+    message = body["choices"][0]["message"] if isinstance(body, dict) and body.get("choices") else {}
+    content = message.get("content") or ""
+    paths = [saver.save_raw(request_id, text)]
+    paths += saver.save_images(request_id, [{"url": url} for url in reply_image_urls(message)], None)
+    return content, paths
+
+
+def reply_image_urls(message: dict[str, Any]) -> list[str]:
+    """The images of a reply: ``message.images`` (OpenRouter-style), else the Markdown image links."""
+    urls: list[str] = []
+    for image in message.get("images") or []:
+        url = (image.get("image_url") or {}).get("url") if isinstance(image, dict) else None
+        if isinstance(url, str) and url not in urls:
+            urls.append(url)
+    if not urls:
+        for url in _MARKDOWN_IMAGE.findall(str(message.get("content") or "")):
+            if url not in urls:
+                urls.append(url)
+    return urls
+
+
+def _lines() -> Iterator[str]:
+    interactive = sys.stdin.isatty()
+    while True:
+        try:
+            line = input("you> ") if interactive else sys.stdin.readline()
+        except EOFError:
+            return
+        if not interactive and line == "":
+            return
+        yield line
