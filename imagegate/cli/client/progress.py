@@ -19,7 +19,8 @@ from rich.text import Text
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True, soft_wrap=True, highlight=False)
+    # No markup: prompts, replies and error messages are shown as they are, brackets and all.
+    return Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
 
 
 class Waiting:
