@@ -174,11 +174,12 @@ class FakeTasksApi(LoopbackServer):
         width, height = _size(task.body)
         prefix = "image_edit" if task.object == "image.edit.task" else "image_generation"
         output_format = str(task.body.get("output_format") or "png")
-        first = demo_render.render_generation(str(task.body["prompt"]), 0, (width, height), False)
+        prompt = str(task.body["prompt"])
+        first = await asyncio.to_thread(demo_render.render_generation, prompt, 0, (width, height), False)
         steps = int(task.body.get("partial_images") or 0)
         for step in range(steps):
             await asyncio.sleep(self.step_s)
-            preview = demo_render.encode(demo_render.preview(first, step, steps), "png", 90)
+            preview = await asyncio.to_thread(_encode, demo_render.preview(first, step, steps), "png")
             task.partial_images_received += 1
             task.emit(
                 f"{prefix}.partial_image",
@@ -197,11 +198,12 @@ class FakeTasksApi(LoopbackServer):
             }
             task.emit("error", {"type": "error", "error": task.error})
             return
-        images = [first] + [
-            demo_render.render_generation(str(task.body["prompt"]), index, (width, height), False)
-            for index in range(1, int(task.body.get("n") or 1))
-        ]
-        encoded = [demo_render.encode(image, output_format, 90) for image in images]  # type: ignore[arg-type]
+        images = [first]
+        for index in range(1, int(task.body.get("n") or 1)):
+            images.append(
+                await asyncio.to_thread(demo_render.render_generation, prompt, index, (width, height), False)
+            )
+        encoded = [await asyncio.to_thread(_encode, image, output_format) for image in images]
         response_format = task.body.get("response_format") or self.default_response_format
         data = []
         for raw in encoded:
@@ -339,6 +341,10 @@ def _size(body: dict[str, Any]) -> tuple[int, int]:
             code="invalid_value",
         )
     return (int(match[1]), int(match[2]))
+
+
+def _encode(image: Any, output_format: str) -> bytes:
+    return demo_render.encode(image, output_format, 90)  # type: ignore[arg-type]
 
 
 def _b64(raw: bytes) -> str:

@@ -85,8 +85,7 @@ class TasksApi:
 
 def wait_for_task(api: TasksApi, task_id: str, waiting: Waiting) -> dict[str, Any]:
     """Follow a task until it ends: live events while the gateway streams them, then polls."""
-    task, retry_after = api.get(task_id)
-    waiting.status(str(task.get("status")))
+    task, retry_after = _look(api, task_id, waiting)
     if task.get("status") in TERMINAL:
         return task
     events = api.events(task_id)
@@ -98,18 +97,22 @@ def wait_for_task(api: TasksApi, task_id: str, waiting: Waiting) -> dict[str, An
                     waiting.partial()
                 elif event.type.endswith(".completed") or event.type == "error":
                     # With n > 1 several images complete: the task, not the event, says when it is done.
-                    task, retry_after = api.get(task_id)
-                    waiting.status(str(task.get("status")))
+                    task, retry_after = _look(api, task_id, waiting)
                     if task.get("status") in TERMINAL:
                         return task
         except httpx.TransportError:
             pass  # a dropped or silent stream: polling carries on from here
-    while True:
-        task, retry_after = api.get(task_id)
-        waiting.status(str(task.get("status")))
-        if task.get("status") in TERMINAL:
-            return task
+        task, retry_after = _look(api, task_id, waiting)
+    while task.get("status") not in TERMINAL:
         time.sleep(retry_after)
+        task, retry_after = _look(api, task_id, waiting)
+    return task
+
+
+def _look(api: TasksApi, task_id: str, waiting: Waiting) -> tuple[dict[str, Any], float]:
+    task, retry_after = api.get(task_id)
+    waiting.status(str(task.get("status")))
+    return task, retry_after
 
 
 def _read_events(response: httpx.Response) -> Iterator[SseEvent]:
