@@ -8,7 +8,6 @@ image, as the chat-image model does server-side (SPEC §4). A size goes in front
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from collections.abc import Iterator
@@ -20,6 +19,8 @@ from imagegate.cli.client.connection import (
     add_connection_options,
     connection_from,
     gateway_errors,
+    request_id,
+    response_object,
 )
 from imagegate.cli.client.progress import Waiting, stderr_console
 from imagegate.cli.client.saving import Saver
@@ -74,15 +75,20 @@ def _turn(
     with gateway_errors(connection), Waiting(stderr_console(), f"{model} is drawing"):
         raw = client.chat.completions.with_raw_response.create(model=model, messages=cast(Any, messages))
         text = raw.http_response.text
-    request_id = raw.headers.get("x-request-id")
-    if not request_id:
-        raise CliError("the gateway's response has no X-Request-Id header to name the saved files by")
-    body = json.loads(text)
-    message = body["choices"][0]["message"] if isinstance(body, dict) and body.get("choices") else {}
-    content = message.get("content") or ""
-    paths = [saver.save_raw(request_id, text)]
-    paths += saver.save_images(request_id, [{"url": url} for url in reply_image_urls(message)], None)
-    return content, paths
+    name = request_id(raw.headers)
+    message = _first_message(response_object(text))
+    paths = [saver.save_raw(name, text)]
+    paths += saver.save_images(name, [{"url": url} for url in reply_image_urls(message)], None)
+    return str(message.get("content") or ""), paths
+
+
+def _first_message(body: dict[str, Any]) -> dict[str, Any]:
+    choices = body.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
+        raise CliError("the gateway's reply has no message")
+    return message
 
 
 def reply_image_urls(message: dict[str, Any]) -> list[str]:

@@ -8,6 +8,7 @@ path (``http://host:8080``) means the gateway's ``/v1``; one with a path is used
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -104,6 +105,24 @@ def error_message(body: object) -> str | None:
         if isinstance(inner, str):
             return inner
     return None
+
+
+def request_id(headers: Mapping[str, str]) -> str:
+    """The response's ``X-Request-Id``, which names the files it is saved as."""
+    value = headers.get("x-request-id")
+    if not value:
+        raise CliError("the gateway's response has no X-Request-Id header to name the saved files by")
+    return value
+
+
+def response_object(text: str) -> dict[str, Any]:
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise CliError("the gateway's response is not JSON") from exc
+    if not isinstance(body, dict):
+        raise CliError("the gateway's response is not a JSON object")
+    return body
 
 
 def _first(flag: str | None, *env_names: str) -> str | None:

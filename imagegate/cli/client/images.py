@@ -19,6 +19,8 @@ from imagegate.cli.client.connection import (
     add_connection_options,
     connection_from,
     gateway_errors,
+    request_id,
+    response_object,
 )
 from imagegate.cli.client.progress import Waiting, stderr_console
 from imagegate.cli.client.saving import Saver
@@ -102,8 +104,7 @@ def _run_plain(connection: Connection, job: ImageJob, saver: Saver) -> list[Path
         else:
             raw = client.images.with_raw_response.generate(**job.fields)
         text = raw.http_response.text
-    request_id = _request_id(raw.headers.get("x-request-id"))
-    return saver.save_response(request_id, text, _object(text))
+    return saver.save_response(request_id(raw.headers), text, response_object(text))
 
 
 def _run_streaming(connection: Connection, job: ImageJob, saver: Saver) -> list[Path]:
@@ -116,7 +117,7 @@ def _run_streaming(connection: Connection, job: ImageJob, saver: Saver) -> list[
         else:
             streamed = client.images.with_streaming_response.generate(stream=True, **options)
         with streamed as response:
-            request_id = _request_id(response.headers.get("x-request-id"))
+            name = request_id(response.headers)
             for event in response.parse():
                 events.append(event.to_dict())
                 if event.type.endswith(".partial_image"):
@@ -125,9 +126,9 @@ def _run_streaming(connection: Connection, job: ImageJob, saver: Saver) -> list[
     if not completed:
         raise CliError("the gateway's stream ended without a completed image")
     # The raw response of a stream is its events, in order, as one JSON array.
-    raw = saver.save_raw(request_id, json.dumps(events, ensure_ascii=False, indent=1))
+    raw = saver.save_raw(name, json.dumps(events, ensure_ascii=False, indent=1))
     fallback = completed[0].get("output_format")
-    return [raw, *saver.save_images(request_id, completed, fallback if isinstance(fallback, str) else None)]
+    return [raw, *saver.save_images(name, completed, fallback if isinstance(fallback, str) else None)]
 
 
 def _run_as_task(connection: Connection, job: ImageJob, saver: Saver) -> list[Path]:
@@ -158,19 +159,3 @@ def _sdk_files(job: ImageJob) -> dict[str, Any]:
 
 def _label(job: ImageJob) -> str:
     return f"{'editing' if job.kind == 'edits' else 'generating'} with {job.fields.get('model')}"
-
-
-def _request_id(header: str | None) -> str:
-    if not header:
-        raise CliError("the gateway's response has no X-Request-Id header to name the saved files by")
-    return header
-
-
-def _object(text: str) -> dict[str, Any]:
-    try:
-        body = json.loads(text)
-    except ValueError as exc:
-        raise CliError("the gateway's response is not JSON") from exc
-    if not isinstance(body, dict):
-        raise CliError("the gateway's response is not a JSON object")
-    return body
