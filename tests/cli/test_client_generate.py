@@ -12,6 +12,7 @@ import pytest
 
 from tests.cli.client_run import run_cli
 from tests.conftest import ADMIN_KEY, LiveGateway, free_port
+from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
 
 def test_generate_saves_the_image_and_the_raw_response(
@@ -152,3 +153,25 @@ def test_openai_variables_are_the_last_resort(
     capsys.readouterr()
     assert main(argv) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_an_error_in_the_middle_of_a_stream_is_the_upstreams_message(
+    upstream_gateway: LiveGateway,
+    upstream: FakeOpenAIUpstream,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    upstream.stream_error = {
+        "message": "Your request was rejected by the safety system.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "moderation_blocked",
+    }
+    argv = ["generate", "something", "-m", "gpt-image-2", "--partials", "1", "-o", str(tmp_path / "out")]
+    run = run_cli(capsys, monkeypatch, argv, base_url=upstream_gateway.url, api_key=ADMIN_KEY)
+
+    assert run.status == 1
+    assert "partial preview 1 received" in run.stderr
+    assert "Your request was rejected by the safety system." in run.stderr
+    assert not (tmp_path / "out").exists()

@@ -180,3 +180,19 @@ def test_another_keys_task_is_not_found(
     run = run_cli(capsys, monkeypatch, ["tasks", "wait", task_id], base_url=api.url, api_key=api.api_key)
     assert run.status == 1
     assert f"No task found with id '{task_id}'" in run.stderr and "HTTP 404" in run.stderr
+
+
+def test_a_cut_event_stream_falls_back_to_polling(
+    api: FakeTasksApi, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api.events_cut_after = 1
+    api.retry_after = 1
+    api.step_s = 0.3
+    argv = ["generate", "through a flaky proxy", "--partials", "3", "--async", "-o", str(tmp_path)]
+    run = run_cli(capsys, monkeypatch, argv, base_url=api.url, api_key=api.api_key)
+
+    assert run.status == 0, run.stderr
+    assert "partial preview 1 received" in run.stderr
+    assert "partial preview 2 received" not in run.stderr  # the stream was gone by then
+    [image] = run.saved_images()
+    assert image.size == (1024, 1024)

@@ -90,6 +90,8 @@ class FakeTasksApi(LoopbackServer):
         self.processing_s = 0.0
         self.retry_after = 3
         self.events_enabled = True
+        #: Cut the event stream's connection after this many events, as a dying proxy would.
+        self.events_cut_after: int | None = None
         self.default_response_format = "url"
         self.tasks: dict[str, FakeTask] = {}
         self.files: dict[str, bytes] = {}
@@ -287,11 +289,16 @@ class FakeTasksApi(LoopbackServer):
         )
         await response.prepare(request)
         await response.write(b": keep-alive\n\n")
-        sent = 0
+        sent = written = 0
         while True:
             for kind, data in task.events[sent:]:
                 if kind != "status":
                     await response.write(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode())
+                    written += 1
+                if self.events_cut_after is not None and written >= self.events_cut_after:
+                    assert request.transport is not None
+                    request.transport.close()
+                    return response
             sent = len(task.events)
             if task.status in TERMINAL:
                 break

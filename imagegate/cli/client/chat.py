@@ -106,12 +106,16 @@ def reply_image_urls(message: dict[str, Any]) -> list[str]:
 
 
 def _lines() -> Iterator[str]:
-    interactive = sys.stdin.isatty()
+    # input() gives line editing, but writes its prompt to stdout: only when stdout is the terminal
+    # too, since otherwise stdout carries the saved paths for a script.
+    editing = sys.stdin.isatty() and sys.stdout.isatty()
     while True:
+        if sys.stdin.isatty() and not editing:
+            print("you> ", end="", file=sys.stderr, flush=True)
         try:
-            line = input("you> ") if interactive else sys.stdin.readline()
+            line = input("you> ") if editing else sys.stdin.readline()
         except EOFError:
             return
-        if not interactive and line == "":
+        if not editing and line == "":
             return
         yield line

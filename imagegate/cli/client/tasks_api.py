@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -69,7 +70,7 @@ class TasksApi:
         }
         return _json(self.http.get("/images/tasks", params=params))
 
-    def events(self, task_id: str) -> Iterator[SseEvent] | None:
+    def events(self, task_id: str) -> Generator[SseEvent, None, None] | None:
         """The task's §5 events, replayed from its start; None when the gateway does not offer them."""
         timeout = httpx.Timeout(EVENTS_READ_TIMEOUT_S, connect=10.0)
         request = self.http.build_request("GET", f"{_path(task_id)}/events", timeout=timeout)
@@ -91,15 +92,16 @@ def wait_for_task(api: TasksApi, task_id: str, waiting: Waiting) -> dict[str, An
     events = api.events(task_id)
     if events is not None:
         try:
-            for event in events:
-                if event.type.endswith(".partial_image"):
-                    waiting.status("processing")
-                    waiting.partial()
-                elif event.type.endswith(".completed") or event.type == "error":
-                    # With n > 1 several images complete: the task, not the event, says when it is done.
-                    task, retry_after = _look(api, task_id, waiting)
-                    if task.get("status") in TERMINAL:
-                        return task
+            with closing(events):  # leaving early must still close the connection
+                for event in events:
+                    if event.type.endswith(".partial_image"):
+                        waiting.status("processing")
+                        waiting.partial()
+                    elif event.type.endswith(".completed") or event.type == "error":
+                        # With n > 1 several images complete: the task, not the event, says when it is done.
+                        task, retry_after = _look(api, task_id, waiting)
+                        if task.get("status") in TERMINAL:
+                            return task
         except httpx.TransportError:
             pass  # a dropped or silent stream: polling carries on from here
         task, retry_after = _look(api, task_id, waiting)
@@ -115,7 +117,7 @@ def _look(api: TasksApi, task_id: str, waiting: Waiting) -> tuple[dict[str, Any]
     return task, retry_after
 
 
-def _read_events(response: httpx.Response) -> Iterator[SseEvent]:
+def _read_events(response: httpx.Response) -> Generator[SseEvent, None, None]:
     try:
         kind, data_lines = "message", list[str]()
         for line in response.iter_lines():
