@@ -26,7 +26,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 from imagegate.billing.meter import Billing, Meter
-from imagegate.billing.money import format_usd
 from imagegate.domain import (
     Accepted,
     Generated,
@@ -38,6 +37,7 @@ from imagegate.domain import (
 )
 from imagegate.errors import GatewayError, InvalidRequest, PermissionDenied, UpstreamFailed
 from imagegate.media.sizes import check_size
+from imagegate.money import format_usd
 from imagegate.observability import RequestRecord
 from imagegate.providers.registry import Catalog, Channel, ModelSpec
 from imagegate.services.delivery import Delivery
