@@ -19,13 +19,13 @@ router = APIRouter()
 
 async def create_image(request: Request) -> Response:
     who = await principal(request)
-    image_request = parse_generation(await request.body(), _default_format(request, who))
+    image_request = parse_generation(await request.body(), default_response_format(request, who))
     return await _respond(request, image_request, who)
 
 
 async def edit_image(request: Request) -> Response:
     who = await principal(request)
-    default_format = _default_format(request, who)
+    default_format = default_response_format(request, who)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         fields, images, mask = await read_multipart(request)
@@ -41,7 +41,7 @@ async def edit_image(request: Request) -> Response:
     return await _respond(request, image_request, who)
 
 
-def _default_format(request: Request, who: Principal) -> ResponseFormat:
+def default_response_format(request: Request, who: Principal) -> ResponseFormat:
     """For a request that does not say: the key's default, else its group's, else the config's."""
     return who.response_format or gateway(request).settings.response_format
 

@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from tests.admin.helpers import admin
+from tests.admin.helpers import admin, wait_for_log
 from tests.conftest import GatewayFactory, LiveGateway, image_bytes
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
@@ -61,7 +61,9 @@ Answer = tuple[int, dict[str, Any]]
 
 async def post(url: str, headers: dict[str, str], **kwargs: Any) -> Answer:
     async with aiohttp.ClientSession() as session, session.post(url, headers=headers, **kwargs) as r:
-        return r.status, await r.json()
+        body = await r.json()
+        body["request_id"] = r.headers["X-Request-Id"]  # for the test, beside what the client reads
+        return r.status, body
 
 
 async def open_webui_generation(gateway: LiveGateway, key: str, model: str, **extra: Any) -> Answer:
@@ -102,6 +104,7 @@ async def test_generation_with_a_b64_key_answers_base64_at_the_nearest_size(
     assert (image.format, image.size) == ("PNG", (1024, 1024))
     assert body["size"] == "1024x1024"  # the size made, not the size asked
     assert upstream.requests[-1].body["size"] == "1024x1024"
+    assert wait_for_log(webui_gateway, body["request_id"])["size"] == "1024x1024"
 
 
 async def test_without_a_key_default_the_gateway_default_stays_url(webui_gateway: LiveGateway) -> None:
