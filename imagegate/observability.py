@@ -9,7 +9,7 @@ submits it to the request log.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import orjson
@@ -51,4 +51,9 @@ class RequestRecord:
         self.error_type, self.error_code, self.error_message = error_type, code or error_type, message
 
     def log_line(self) -> str:
-        return orjson.dumps({k: v for k, v in asdict(self).items() if v not in (None, [])}).decode()
+        # Not dataclasses.asdict: it deep-copies every value, a measurable cost on every request.
+        facts = {name: getattr(self, name) for name in _FIELD_NAMES}
+        return orjson.dumps({k: v for k, v in facts.items() if v is not None and v != []}).decode()
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(RequestRecord))

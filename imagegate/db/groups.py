@@ -19,9 +19,9 @@ from sqlalchemy import Row, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from imagegate.billing.money import to_decimal
 from imagegate.db.tables import ApiKeyRow, GroupRow
 from imagegate.domain import ResponseFormat
+from imagegate.money import to_decimal
 
 MAX_NAME_LENGTH = 200
 MAX_MULTIPLIER = Decimal(1000)

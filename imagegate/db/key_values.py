@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from imagegate.billing.money import from_micros
 from imagegate.db.groups import Group, check_response_format
 from imagegate.domain import ResponseFormat
+from imagegate.money import from_micros
 
 MAX_ALLOWLIST_ENTRIES = 100
 

@@ -40,10 +40,23 @@ def inspect_image(blob: ImageBlob) -> ImageInfo:
     fmt = sniff_format(head)
     if fmt is None:
         raise ValueError("not a PNG, JPEG or WebP image")
-    width, height = image_dimensions(head)
+    width, height = _png_dimensions(head) if fmt == "png" else image_dimensions(head)
     tail = blob.tail(_TAIL_BYTES)
     if fmt == "png" and not tail.endswith(_PNG_END):
         raise ValueError("the PNG data does not end with its IEND chunk (truncated or not an image)")
     if fmt == "jpeg" and _JPEG_END not in tail:
         raise ValueError("the JPEG data has no end-of-image marker (truncated or not an image)")
     return ImageInfo(fmt, width, height)
+
+
+def _png_dimensions(head: bytes) -> tuple[int, int]:
+    """Width and height from the IHDR chunk, which the PNG format fixes right after the signature.
+
+    Every upstream image is inspected, most are PNG, and this is a fraction of Pillow's cost.
+    """
+    if len(head) < 24 or head[12:16] != b"IHDR":
+        raise ValueError("the PNG data does not start with its IHDR chunk")
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if not (0 < width < 2**31 and 0 < height < 2**31):
+        raise ValueError("the PNG header has impossible dimensions")
+    return width, height

@@ -27,7 +27,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from imagegate.billing.meter import Billing, Meter
-from imagegate.billing.money import format_usd
 from imagegate.domain import (
     Accepted,
     Generated,
@@ -39,6 +38,7 @@ from imagegate.domain import (
 )
 from imagegate.errors import GatewayError, InvalidRequest, PermissionDenied, UpstreamFailed
 from imagegate.media.sizes import SizeRule, check_size, nearest_size
+from imagegate.money import format_usd
 from imagegate.observability import RequestRecord
 from imagegate.providers.registry import Catalog, Channel, ModelSpec
 from imagegate.services.delivery import Delivery

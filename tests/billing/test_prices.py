@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from imagegate.billing.money import format_usd, to_micros
+from imagegate.money import format_usd, to_micros
 from imagegate.billing.price import parse_price
 from imagegate.billing.prices import PriceBook
 from imagegate.domain import GeneratedImage, ImageRequest, ImageResult, InputImage, Usage
