@@ -59,6 +59,8 @@ class ModelConfig(BaseModel):
     sizes: Literal["custom", "any"] | list[str] | None = None
     max_n: int | None = Field(default=None, ge=1, le=10)
     price: dict[str, Any] | None = None
+    #: A size outside ``sizes``: "strict" answers 400, "nearest" makes the nearest allowed size.
+    size_policy: Literal["strict", "nearest"] = "strict"
 
     @model_validator(mode="after")
     def _chat_models_need_an_image_model(self) -> ModelConfig:
