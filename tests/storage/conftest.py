@@ -121,8 +121,18 @@ def signing_s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Se
         pytest.skip(message)
     port = free_port()
     process = subprocess.Popen(
-        [str(S3RVER), "-d", str(tmp_path_factory.mktemp("s3rver")), "-a", "127.0.0.1", "-p", str(port),
-         "--silent", "--configure-bucket", "signed"],
+        [
+            str(S3RVER),
+            "-d",
+            str(tmp_path_factory.mktemp("s3rver")),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--silent",
+            "--configure-bucket",
+            "signed",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -62,9 +62,8 @@ async def test_presigned_url_serves_the_image_then_expires(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3RVER_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3RVER_KEY)
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-    store = S3Store(
-        "s3://signed/images", endpoint=signing_s3_server.endpoint, urls=UrlPolicy(mode="presigned", presign_s=2)
-    )
+    policy = UrlPolicy(mode="presigned", presign_s=2)
+    store = S3Store("s3://signed/images", endpoint=signing_s3_server.endpoint, urls=policy)
     stored = await store.put(image_bytes(size=(32, 16)), "png")
     url = await store.url_for(stored, "http://gateway.invalid")
     assert url.startswith(f"{signing_s3_server.endpoint}/signed/images/{stored.key}?")
@@ -105,19 +104,25 @@ async def test_gc_deletes_old_days_in_batches_and_keeps_the_rest(s3_bucket: S3Bu
 async def test_readiness_fails_for_a_missing_bucket(s3_bucket: S3Bucket) -> None:
     await make_store(s3_bucket).check()
     missing = S3Store(f"s3://{s3_bucket.name}-absent/x", endpoint=s3_bucket.endpoint)
-    with pytest.raises(Exception, match="(?i)bucket"):
+    with pytest.raises(Exception, match=r"(?i)bucket"):
         await missing.check()
 
 
 def test_factory_opens_s3_from_settings(s3_bucket: S3Bucket, tmp_path: Path) -> None:
     settings = load_settings(
-        data_dir=tmp_path, storage_url=s3_bucket.url("a/b"), s3_endpoint=s3_bucket.endpoint,
-        storage_urls="presigned", presign_s=60,
+        data_dir=tmp_path,
+        storage_url=s3_bucket.url("a/b"),
+        s3_endpoint=s3_bucket.endpoint,
+        storage_urls="presigned",
+        presign_s=60,
     )
     store = open_store(settings)
     assert isinstance(store, S3Store)
     assert (store.bucket, store.prefix, store.urls.mode, store.urls.presign_s) == (
-        s3_bucket.name, "a/b", "presigned", 60
+        s3_bucket.name,
+        "a/b",
+        "presigned",
+        60,
     )
     with pytest.raises(ValueError, match="s3://bucket/prefix"):
         S3Store("s3:///nobucket")
