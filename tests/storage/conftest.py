@@ -57,7 +57,7 @@ class S3Bucket:
     def url(self, prefix: str = "images") -> str:
         return f"s3://{self.name}/{prefix}"
 
-    def keys(self) -> list[str]:
+    def object_keys(self) -> list[str]:
         pages = self.server.client().get_paginator("list_objects_v2").paginate(Bucket=self.name)
         return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
 

@@ -48,7 +48,7 @@ def test_an_image_made_in_url_mode_is_in_the_bucket_and_its_url_serves_it(
     url, _ = generate_url(gateway)
     assert url.startswith(f"{gateway.url}/files/")
     key = url.split("/files/", 1)[1]
-    assert s3_bucket.keys() == [f"images/{key}"]
+    assert s3_bucket.object_keys() == [f"images/{key}"]
     assert not (gateway.settings.data_dir / "images").exists()  # nothing on the local disk
 
     response = httpx.get(url)
@@ -82,9 +82,9 @@ def test_expired_and_deleted_images_answer_410_and_404_and_the_log_keeps_its_row
     monkeypatch.setenv("IMAGEGATE_S3_ENDPOINT", s3_bucket.endpoint)
     monkeypatch.setenv("IMAGEGATE_IMAGE_RETENTION_DAYS", "30")
     assert main(["storage", "gc", "--dry-run"]) == 0
-    assert f"images/{old_path.removeprefix('/files/')}" in s3_bucket.keys()
+    assert f"images/{old_path.removeprefix('/files/')}" in s3_bucket.object_keys()
     assert main(["storage", "gc"]) == 0
-    assert s3_bucket.keys() == [f"images/{key}"]
+    assert s3_bucket.object_keys() == [f"images/{key}"]
 
     # A gateway with retention knows the old image expired: 410, not 404.
     strict = s3_gateway(make_gateway, s3_bucket, image_retention_days=30)
@@ -110,7 +110,7 @@ def test_serve_sweeps_expired_images_in_the_background(
     gateway = s3_gateway(make_gateway, s3_bucket, image_retention_days=7)
     url, _ = generate_url(gateway)
     deadline = time.monotonic() + 10
-    while f"images/{old_path.removeprefix('/files/')}" in s3_bucket.keys():
+    while f"images/{old_path.removeprefix('/files/')}" in s3_bucket.object_keys():
         assert time.monotonic() < deadline, "the sweeper did not delete the expired image"
         time.sleep(0.1)
     assert httpx.get(url).status_code == 200

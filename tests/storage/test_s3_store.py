@@ -32,7 +32,7 @@ async def test_put_lands_in_the_bucket_under_the_prefix_with_its_type(s3_bucket:
     data = image_bytes(fmt="WEBP")
     stored = await store.put(data, "webp")
     assert await store.put(data, "webp") == stored  # identical bytes, one object
-    assert s3_bucket.keys() == [f"images/{stored.key}"]
+    assert s3_bucket.object_keys() == [f"images/{stored.key}"]
     head = s3_bucket.server.client().head_object(Bucket=s3_bucket.name, Key=f"images/{stored.key}")
     assert head["ContentType"] == "image/webp"
     assert "immutable" in head["CacheControl"]
@@ -94,11 +94,11 @@ async def test_gc_deletes_old_days_in_batches_and_keeps_the_rest(s3_bucket: S3Bu
 
     dry = await collect_garbage(store, 5, dry_run=True, now=now)
     assert (dry.images, dry.bytes, dry.days) == (1003, 1003, ["20261101"])
-    assert len(s3_bucket.keys()) == 1005
+    assert len(s3_bucket.object_keys()) == 1005
 
     report = await collect_garbage(store, 5, now=now)
     assert report.images == 1003
-    assert s3_bucket.keys() == sorted(["images/20261101/README.txt", f"images/{kept.key}"])
+    assert s3_bucket.object_keys() == sorted(["images/20261101/README.txt", f"images/{kept.key}"])
 
 
 async def test_readiness_fails_for_a_missing_bucket(s3_bucket: S3Bucket) -> None:
