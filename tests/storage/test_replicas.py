@@ -47,7 +47,9 @@ def test_an_image_made_through_one_replica_is_served_by_the_other(
             replica.wait_ready()
         first, second = replicas
         client = OpenAI(base_url=f"{first.url}/v1", api_key=ADMIN_KEY, max_retries=0)
-        result = client.images.generate(model="demo", prompt="狐狸 fox", size="1024x1024", response_format="url")
+        result = client.images.generate(
+            model="demo", prompt="狐狸 fox", size="1024x1024", response_format="url"
+        )
         url = result.data[0].url
         assert url is not None and url.startswith("http://gateway.example/files/")
         path = url.removeprefix("http://gateway.example")
@@ -62,4 +64,3 @@ def test_an_image_made_through_one_replica_is_served_by_the_other(
     finally:
         for replica in replicas:
             replica.stop()
-
