@@ -17,28 +17,45 @@ from collections.abc import Iterator
 from typing import Any
 
 _tracer: Any = None
+_provider: Any = None
 
 
-def setup(service_name: str = "imagegate") -> bool:
-    """Start exporting spans when the extra is installed and an OTLP endpoint is set."""
-    global _tracer
+def setup(service_name: str = "imagegate", exporter: Any = None) -> bool:
+    """Start exporting spans when the extra is installed and an OTLP endpoint is set.
+
+    ``exporter`` (an OpenTelemetry ``SpanExporter``) replaces OTLP, e.g. an in-memory one in tests.
+    The provider is this module's own, not the global one, so nothing else in the process changes.
+    """
+    global _tracer, _provider
     if _tracer is not None:
         return True
-    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    if exporter is None and not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         return False
     try:
-        from opentelemetry import trace
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+        if exporter is None:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            processor: Any = BatchSpanProcessor(OTLPSpanExporter())
+        else:
+            processor = SimpleSpanProcessor(exporter)
     except ImportError:
         return False
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    trace.set_tracer_provider(provider)
-    _tracer = trace.get_tracer("imagegate")
+    _provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    _provider.add_span_processor(processor)
+    _tracer = _provider.get_tracer("imagegate")
     return True
+
+
+def shutdown() -> None:
+    """Flush and stop exporting; spans are no-ops again."""
+    global _tracer, _provider
+    if _provider is not None:
+        _provider.shutdown()
+    _tracer = _provider = None
 
 
 @contextlib.contextmanager
