@@ -6,15 +6,19 @@ says so), one that was never stored or is already gone answers 404.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import TypeVar
+
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from imagegate.api.deps import gateway
-from imagegate.errors import NotFound
-from imagegate.storage.base import CACHE_CONTROL, parse_key
+from imagegate.errors import GatewayError, NotFound
+from imagegate.storage.base import CACHE_CONTROL, StorageUnavailable, parse_key
 
 router = APIRouter()
+T = TypeVar("T")
 
 
 @router.get("/files/{day}/{name}")
@@ -31,10 +35,10 @@ async def get_file(day: str, name: str, request: Request) -> Response:
     etag = f'"{image.digest}"'
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
     if etag in request.headers.get("if-none-match", ""):
-        if await store.exists(image):
+        if await _read(store.exists(image)):
             return Response(status_code=304, headers=headers)
         raise NotFound("No such file.", code="file_not_found")
-    body = await store.open(image)
+    body = await _read(store.open(image))
     if body is None:
         raise NotFound("No such file.", code="file_not_found")
     if body.path is not None:
@@ -42,3 +46,13 @@ async def get_file(day: str, name: str, request: Request) -> Response:
         return FileResponse(body.path, media_type=image.content_type, headers=headers)
     headers["Content-Length"] = str(body.size)
     return StreamingResponse(body.chunks, media_type=image.content_type, headers=headers)
+
+
+async def _read(call: Awaitable[T]) -> T:
+    """A store read; a store that cannot answer is a 503 (the image may well exist)."""
+    try:
+        return await call
+    except StorageUnavailable as exc:
+        raise GatewayError(
+            "The image store is unavailable; try again shortly.", status=503, code="storage_unavailable"
+        ) from exc

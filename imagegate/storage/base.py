@@ -14,6 +14,7 @@ The API services use::
     body = await store.open(stored)                # streamed: body.size, `async for chunk in body.chunks`
                                                    # (body.path is set when a local file can be sent as is)
     image = parse_key("20261121/….webp")           # a key from a URL -> StoredImage, or None
+    # reads raise StorageUnavailable when the store cannot answer (a missing image is None/False)
     store.is_expired(image)                        # past IMAGEGATE_IMAGE_RETENTION_DAYS (serve 410)
 
 Retention (`imagegate.storage.retention`) uses `days()` and `delete_day()`.
@@ -39,6 +40,10 @@ CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 UrlMode = Literal["gateway", "public", "presigned"]
+
+
+class StorageUnavailable(Exception):
+    """The store could not be reached or refused the call (not: the image is missing)."""
 
 
 @dataclass(frozen=True, slots=True)

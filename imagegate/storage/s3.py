@@ -13,13 +13,15 @@ public bucket or CDN (`public` URLs) and presigned links serve them right withou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import obstore
+from obstore.exceptions import BaseError as _ObjectStoreError
 from obstore.store import S3Store as _ObjectStore
 
 from imagegate.storage.base import (
@@ -27,6 +29,7 @@ from imagegate.storage.base import (
     DAY,
     ImageBody,
     ImageStore,
+    StorageUnavailable,
     StoredImage,
     UrlPolicy,
     make_key,
@@ -64,6 +67,17 @@ class S3Store(ImageStore):
         self._store = _ObjectStore(
             self.bucket,
             prefix=self.prefix or None,
+            # obstore's defaults retry for up to 3 minutes; a client waiting on /files/ gives up sooner.
+            retry_config={
+                "max_retries": 3,
+                "backoff": {
+                    "init_backoff": dt.timedelta(milliseconds=100),
+                    "max_backoff": dt.timedelta(seconds=2),
+                    "base": 2,
+                },
+                "retry_timeout": dt.timedelta(seconds=20),
+            },
+            client_options={"connect_timeout": dt.timedelta(seconds=5), "timeout": dt.timedelta(seconds=120)},
             **options,
         )
 
@@ -82,21 +96,24 @@ class S3Store(ImageStore):
 
     async def open(self, image: StoredImage) -> ImageBody | None:
         try:
-            result = await obstore.get_async(self._store, image.key)
+            with _unavailable():
+                result = await obstore.get_async(self._store, image.key)
         except FileNotFoundError:
             return None
         return ImageBody(size=result.meta["size"], chunks=_chunks(result.stream(min_chunk_size=_CHUNK)))
 
     async def get(self, image: StoredImage) -> bytes | None:
         try:
-            result = await obstore.get_async(self._store, image.key)
-            return bytes(await result.bytes_async())
+            with _unavailable():
+                result = await obstore.get_async(self._store, image.key)
+                return bytes(await result.bytes_async())
         except FileNotFoundError:
             return None
 
     async def exists(self, image: StoredImage) -> bool:
         try:
-            await obstore.head_async(self._store, image.key)
+            with _unavailable():
+                await obstore.head_async(self._store, image.key)
         except FileNotFoundError:
             return False
         return True
@@ -135,6 +152,15 @@ class S3Store(ImageStore):
     async def check(self) -> None:
         # A listing needs the bucket and the credentials to work, and writes nothing.
         await obstore.list_with_delimiter_async(self._store, "readyz-")
+
+
+@contextlib.contextmanager
+def _unavailable() -> Iterator[None]:
+    # obstore reports a missing object as FileNotFoundError, everything else as its own errors.
+    try:
+        yield
+    except _ObjectStoreError as exc:
+        raise StorageUnavailable(f"the S3 store did not answer: {type(exc).__name__}") from exc
 
 
 def _sha256(data: bytes) -> str:

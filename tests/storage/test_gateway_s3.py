@@ -13,7 +13,7 @@ from PIL import Image
 
 from imagegate.cli.main import main
 from tests.admin.helpers import wait_for_log
-from tests.conftest import GatewayFactory, LiveGateway
+from tests.conftest import GatewayFactory, LiveGateway, free_port
 from tests.storage.conftest import S3Bucket
 
 OLD_DAY = "20200101"
@@ -115,3 +115,16 @@ def test_serve_sweeps_expired_images_in_the_background(
         time.sleep(0.1)
     assert httpx.get(url).status_code == 200
     assert httpx.get(f"{gateway.url}{old_path}").status_code == 410
+
+
+def test_a_store_that_cannot_answer_is_a_503_not_a_404(
+    make_gateway: GatewayFactory, s3_bucket: S3Bucket
+) -> None:
+    gateway = s3_gateway(make_gateway, s3_bucket)
+    url, _ = generate_url(gateway)
+    # The same bucket through an endpoint nothing listens on: the image may exist, the store is down.
+    down = make_gateway(storage_url=s3_bucket.url(), s3_endpoint=f"http://127.0.0.1:{free_port()}")
+    answer = httpx.get(url.replace(gateway.url, down.url), timeout=30)
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "storage_unavailable"
+    assert httpx.get(f"{down.url}/readyz").json()["checks"]["storage"].startswith("error")
