@@ -23,6 +23,7 @@ per-run folder before any worker starts; each worker writes its values there and
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
@@ -86,6 +87,20 @@ channel_up = Gauge(
 images_total = Counter("imagegate_images_total", "Images delivered", ["model"])
 cost_usd = Counter("imagegate_cost_usd_total", "Money charged, USD", ["model"])
 tasks = Gauge("imagegate_tasks", "Async tasks by status", ["status"], multiprocess_mode="livemax")
+
+
+# Children by label values, cached: `labels()` validates and locks on every call, and the
+# middleware records on every request. Every label value is from a bounded set, so are these.
+@functools.cache
+def request_counter(endpoint: str, model: str, status: str) -> Any:
+    return requests_total.labels(endpoint, model, status)
+
+
+@functools.cache
+def endpoint_timers(endpoint: str) -> tuple[Any, Any]:
+    """(time to first byte, duration) histograms of an endpoint."""
+    return time_to_first_byte.labels(endpoint), request_duration.labels(endpoint)
+
 
 _known_models: frozenset[str] = frozenset()
 _known_channels: frozenset[str] = frozenset()

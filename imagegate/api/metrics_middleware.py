@@ -49,6 +49,7 @@ class MetricsMiddleware:
             return
         self._sync_names(scope)
         endpoint = endpoint_label(scope["path"])
+        first_byte_timer, duration_timer = metrics.endpoint_timers(endpoint)
         labels = metrics.RequestLabels()
         scope[metrics.SCOPE_KEY] = labels
         started = time.perf_counter()
@@ -65,7 +66,7 @@ class MetricsMiddleware:
                 and (message.get("body") or not message.get("more_body", False))
             ):
                 first_byte = True
-                metrics.time_to_first_byte.labels(endpoint).observe(time.perf_counter() - started)
+                first_byte_timer.observe(time.perf_counter() - started)
             await send(message)
 
         metrics.in_flight_requests.inc()
@@ -74,9 +75,8 @@ class MetricsMiddleware:
                 await self.app(scope, receive, send_and_measure)
         finally:
             metrics.in_flight_requests.dec()
-            metrics.request_duration.labels(endpoint).observe(time.perf_counter() - started)
-            model = metrics.model_label(labels.model)
-            metrics.requests_total.labels(endpoint, model, str(status)).inc()
+            duration_timer.observe(time.perf_counter() - started)
+            metrics.request_counter(endpoint, metrics.model_label(labels.model), str(status)).inc()
 
     def _sync_names(self, scope: Scope) -> None:
         # The catalog is swapped when channels change (admin API); names follow it.
