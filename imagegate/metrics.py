@@ -4,16 +4,16 @@ Label values come only from config (model and channel names) or from fixed sets 
 module, never from what a client sent: a name that is not configured is recorded as "unknown",
 so a client cannot grow the series count.
 
-Request-level metrics are recorded by `imagegate.api.metrics_middleware`. The pipeline records
-the rest by calling, with names it resolved from the catalog:
+Every HTTP request is recorded by `imagegate.api.metrics_middleware`: the request-level metrics,
+and from the request's `RequestRecord` (filled in by the pipeline) its model label, its upstream
+attempts, the images it delivered and what they cost. Requests that run outside HTTP (async tasks)
+are recorded by whoever runs them, with the same function:
 
     from imagegate import metrics
-    metrics.label_request(request.scope, model=spec.name)        # the `model` of requests_total
-    metrics.record_upstream_attempt(channel.name, error)         # error: GatewayError | None
-    metrics.record_images(model, count)                          # images delivered to the client
-    metrics.record_cost(model, usd)                              # money settled (float or Decimal)
-    metrics.set_tasks({"queued": 3, "processing": 1, ...})       # async tasks by status
-    metrics.set_channel_up(channel.name, up)                     # /metrics also sets it on scrape
+    metrics.observe_record(record)                      # attempts, images, cost of a finished request
+    metrics.set_tasks({"queued": 3, "processing": 1})   # async tasks by status
+    metrics.set_channel_up(channel.name, up)            # /metrics also sets it from the breakers
+    metrics.record_upstream_attempt(channel.name, error)  # error: GatewayError | None, one attempt
 
 Under `imagegate serve --workers N` the serve command points PROMETHEUS_MULTIPROC_DIR at a fresh
 per-run folder before any worker starts; each worker writes its values there and `/metrics`
@@ -25,8 +25,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
-from collections.abc import Iterable, Mapping, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -50,6 +49,7 @@ from imagegate.errors import (
     UpstreamFailed,
     UpstreamTimeout,
 )
+from imagegate.observability import RequestRecord
 
 UNKNOWN = "unknown"
 NONE = "none"  # a request that names no model (files, health, admin…)
@@ -123,23 +123,6 @@ def channel_label(name: str) -> str:
     return name if name in _known_channels else UNKNOWN
 
 
-@dataclass(slots=True)
-class RequestLabels:
-    """What the pipeline learns about a request that the middleware puts on its metrics."""
-
-    model: str | None = None
-
-
-SCOPE_KEY = "imagegate.metrics"
-
-
-def label_request(scope: MutableMapping[str, Any], *, model: str) -> None:
-    """Name the model of the request behind ``scope`` (an ASGI scope, e.g. `request.scope`)."""
-    labels = scope.get(SCOPE_KEY)
-    if isinstance(labels, RequestLabels):
-        labels.model = model
-
-
 def outcome(error: GatewayError | None) -> str:
     """A fixed outcome name for an upstream attempt."""
     if error is None:
@@ -155,6 +138,39 @@ def outcome(error: GatewayError | None) -> str:
     if isinstance(error, InvalidRequest | AuthenticationFailed):
         return "rejected"
     return "other"
+
+
+# Error codes of a failed attempt (as the request record keeps them) -> outcome label.
+_OUTCOME_OF_CODE = {
+    "upstream_timeout": "timeout",
+    "rate_limit_exceeded": "rate_limited",
+    "insufficient_quota": "rate_limited",
+    "upstream_error": "upstream_error",
+    "upstream_auth_failed": "upstream_error",
+    "upstream_model_not_found": "upstream_error",
+    "no_healthy_channel": "unavailable",
+}
+
+
+def outcome_of_code(code: str | None) -> str:
+    if code is None:
+        return "success"
+    return _OUTCOME_OF_CODE.get(code, "other")
+
+
+def observe_record(record: RequestRecord) -> None:
+    """The pipeline-level metrics of one finished request, from its record."""
+    for attempt in record.attempts:
+        upstream_attempts.labels(
+            channel_label(str(attempt.get("channel"))), outcome_of_code(attempt.get("error"))
+        ).inc()
+    # cost_usd is set once the images were delivered and charged (zero for free models).
+    if record.cost_usd is not None:
+        model = model_label(record.model)
+        images_total.labels(model).inc(record.n or 1)
+        usd = Decimal(record.cost_usd)
+        if usd > 0:
+            cost_usd.labels(model).inc(float(usd))
 
 
 def record_upstream_attempt(channel: str, error: GatewayError | None) -> None:

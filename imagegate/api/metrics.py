@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from imagegate import metrics
-from imagegate.api.deps import gateway
+from imagegate.api.deps import gateway, principal
 from imagegate.errors import PermissionDenied
 
 router = APIRouter()
@@ -19,7 +19,7 @@ router = APIRouter()
 async def get_metrics(request: Request) -> Response:
     gw = gateway(request)
     if not gw.settings.metrics_public:
-        who = await gw.auth.authenticate(request.headers.get("authorization"))
+        who = await principal(request)
         if not who.is_admin:
             raise PermissionDenied("Metrics need an admin key.", code="admin_required")
     _note_channel_states(request)

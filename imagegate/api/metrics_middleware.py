@@ -12,6 +12,8 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imagegate import metrics, tracing
+from imagegate.api.deps import RECORD_SCOPE_KEY
+from imagegate.observability import RequestRecord
 
 # Endpoint labels: a fixed table of path prefixes, so a client's path never becomes a label.
 _ENDPOINTS: tuple[tuple[str, str], ...] = (
@@ -50,8 +52,6 @@ class MetricsMiddleware:
         self._sync_names(scope)
         endpoint = endpoint_label(scope["path"])
         first_byte_timer, duration_timer = metrics.endpoint_timers(endpoint)
-        labels = metrics.RequestLabels()
-        scope[metrics.SCOPE_KEY] = labels
         started = time.perf_counter()
         status = 500  # an exception before the response started is answered as one
         first_byte = False
@@ -76,7 +76,13 @@ class MetricsMiddleware:
         finally:
             metrics.in_flight_requests.dec()
             duration_timer.observe(time.perf_counter() - started)
-            metrics.request_counter(endpoint, metrics.model_label(labels.model), str(status)).inc()
+            # The request's record (opened by the request-context middleware, filled in by the
+            # pipeline) knows its model, attempts, images and cost.
+            record = scope.get(RECORD_SCOPE_KEY)
+            model = record.model if isinstance(record, RequestRecord) else None
+            metrics.request_counter(endpoint, metrics.model_label(model), str(status)).inc()
+            if isinstance(record, RequestRecord):
+                metrics.observe_record(record)
 
     def _sync_names(self, scope: Scope) -> None:
         # The catalog is swapped when channels change (admin API); names follow it.

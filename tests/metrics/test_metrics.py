@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from imagegate import metrics
+from tests.admin.helpers import wait_for_log
 from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway
 from tests.serve_process import ServeProcess
 
@@ -49,14 +50,12 @@ def value(text: str, name: str, **labels: str) -> float:
 def test_every_spec_metric_is_there_with_its_type_after_traffic(gateway: LiveGateway) -> None:
     before = scrape(gateway.url)
     client = gateway.client()
-    client.images.generate(model="demo", prompt="a fox", size="1024x1024")
+    raw = client.images.with_raw_response.generate(model="demo", prompt="a fox", size="1024x1024", n=2)
+    raw.parse()
     client.models.list()
     httpx.get(f"{gateway.url}/files/20200101/{'0' * 64}.png")
-    # What the pipeline records (through these functions) shows up too.
-    metrics.record_upstream_attempt("demo", None)
-    metrics.record_images("demo", 2)
-    metrics.record_cost("demo", 0.25)
-    metrics.set_tasks({"queued": 3})
+    metrics.set_tasks({"queued": 3})  # task counts come from the task runner
+    charged = float(wait_for_log(gateway, raw.headers["x-request-id"])["cost_usd"])
 
     text = scrape(gateway.url)
     types = {family.name: family.type for family in text_string_to_metric_families(text)}
@@ -66,14 +65,15 @@ def test_every_spec_metric_is_there_with_its_type_after_traffic(gateway: LiveGat
     def delta(name: str, **labels: str) -> float:
         return value(text, name, **labels) - value(before, name, **labels)
 
-    assert delta("imagegate_requests_total", endpoint="images.generations", status="200") == 1
+    assert delta("imagegate_requests_total", endpoint="images.generations", model="demo", status="200") == 1
     assert delta("imagegate_requests_total", endpoint="models", status="200", model="none") == 1
     assert delta("imagegate_requests_total", endpoint="files", status="404") == 1
     assert delta("imagegate_request_duration_seconds_count", endpoint="images.generations") == 1
     assert delta("imagegate_time_to_first_byte_seconds_count", endpoint="images.generations") == 1
     assert delta("imagegate_upstream_attempts_total", channel="demo", outcome="success") == 1
-    assert delta("imagegate_images_total", model="demo") == 2
-    assert delta("imagegate_cost_usd_total", model="demo") == pytest.approx(0.25)
+    assert delta("imagegate_images_total", model="demo") == 2  # the request's n
+    assert charged > 0
+    assert delta("imagegate_cost_usd_total", model="demo") == pytest.approx(charged)
     assert value(text, "imagegate_channel_up", channel="demo") == 1
     assert value(text, "imagegate_tasks", status="queued") == 3
     # The scrape itself is in flight while the body is made.
@@ -88,6 +88,7 @@ def test_label_values_never_come_from_the_client(gateway: LiveGateway) -> None:
     httpx.get(f"{gateway.url}/v1/{probe}")
     httpx.get(f"{gateway.url}/files/{probe}/x.png")
     metrics.record_images(probe, 1)
+    metrics.record_images("demo", 1)
     metrics.record_cost(probe, 1)
     metrics.record_upstream_attempt(probe, None)
     metrics.set_channel_up(probe, True)
