@@ -11,6 +11,7 @@ from starlette.responses import Response
 from imagegate import metrics
 from imagegate.api.deps import gateway, principal
 from imagegate.errors import PermissionDenied
+from imagegate.services.channel_health import Availability
 
 router = APIRouter()
 
@@ -30,13 +31,10 @@ async def get_metrics(request: Request) -> Response:
 def _note_channel_states(request: Request) -> None:
     """channel_up from this worker's breakers, read at scrape time (they change without a request)."""
     gw = gateway(request)
-    health = getattr(gw.routing, "health", None)
-    if health is None:
-        return
     for channel in gw.catalog.channels:
-        availability = str(health.availability(channel.name, channel.config.max_concurrency))
+        availability = gw.routing.health.availability(channel.name, channel.config.max_concurrency)
         metrics.set_channel_up(channel.name, availability not in _DOWN)
 
 
-# Availability values of a channel that takes no requests now (a rested breaker, or disabled).
-_DOWN = {"resting", "disabled"}
+# A channel that takes no requests now: its breaker rests it, or it is disabled.
+_DOWN = {Availability.RESTING, Availability.DISABLED}

@@ -15,6 +15,7 @@ from prometheus_client.samples import Sample
 from imagegate import metrics
 from tests.admin.helpers import wait_for_log
 from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway
+from tests.fakes.openai_upstream import FakeOpenAIUpstream
 from tests.serve_process import ServeProcess
 
 # §12's metrics and their types. The parser names a counter family without its `_total`.
@@ -135,3 +136,32 @@ def test_two_workers_report_the_sum_of_both(tmp_path: Path) -> None:
         assert value(text, "imagegate_requests_total", endpoint="health", status="200") == sent + 1
     finally:
         server.stop()
+
+
+def test_a_failing_channel_counts_its_attempts_and_goes_down(
+    make_gateway: GatewayFactory, upstream: FakeOpenAIUpstream
+) -> None:
+    gateway = make_gateway(
+        breaker_failures=1,
+        channels=[
+            {
+                "name": "fake-openai",
+                "provider": "openai",
+                "base_url": upstream.base_url,
+                "api_key": upstream.api_key,
+                "models": ["gpt-image-2"],
+                "timeout_s": 10,
+            }
+        ],
+    )
+    before = scrape(gateway.url)
+    assert value(before, "imagegate_channel_up", channel="fake-openai") == 1
+    upstream.fail_status = 500
+    with pytest.raises(openai.APIStatusError):
+        gateway.client().images.generate(model="gpt-image-2", prompt="fox")
+    text = scrape(gateway.url)
+    name = "imagegate_upstream_attempts_total"
+    failed = value(text, name, channel="fake-openai", outcome="upstream_error")
+    assert failed - value(before, name, channel="fake-openai") == 1
+    assert value(text, "imagegate_channel_up", channel="fake-openai") == 0
+    assert value(text, "imagegate_channel_up", channel="demo") == 1
