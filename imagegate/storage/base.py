@@ -17,6 +17,12 @@ The API services use::
     # reads raise StorageUnavailable when the store cannot answer (a missing image is None/False)
     store.is_expired(image)                        # past IMAGEGATE_IMAGE_RETENTION_DAYS (serve 410)
 
+Two call sites still assume the folder store and should move to this API (until they do, images
+on S3 are stored and served, but their URLs ignore IMAGEGATE_STORAGE_URLS and an own image given
+back as an edit input is fetched over HTTP instead of read from the store):
+`services/delivery.py` builds ``f"{public_url}/files/{stored.key}"`` (use `url_for`), and
+`services/inputs.py` reads ``store.local_path(image)`` (use `get`).
+
 Retention (`imagegate.storage.retention`) uses `days()` and `delete_day()`.
 """
 
