@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from imagegate.api.deps import gateway
-from imagegate.errors import GatewayError, NotFound
-from imagegate.storage.base import CACHE_CONTROL, StorageUnavailable, parse_key
+from imagegate.errors import NotFound, StorageUnavailable
+from imagegate.storage.base import CACHE_CONTROL, StoreUnreachable, parse_key
 
 router = APIRouter()
 T = TypeVar("T")
@@ -52,7 +52,5 @@ async def _read(call: Awaitable[T]) -> T:
     """A store read; a store that cannot answer is a 503 (the image may well exist)."""
     try:
         return await call
-    except StorageUnavailable as exc:
-        raise GatewayError(
-            "The image store is unavailable; try again shortly.", status=503, code="storage_unavailable"
-        ) from exc
+    except StoreUnreachable as exc:
+        raise StorageUnavailable("The image store is unavailable; try again shortly.") from exc

@@ -14,14 +14,11 @@ The API services use::
     body = await store.open(stored)                # streamed: body.size, `async for chunk in body.chunks`
                                                    # (body.path is set when a local file can be sent as is)
     image = parse_key("20261121/….webp")           # a key from a URL -> StoredImage, or None
-    # reads raise StorageUnavailable when the store cannot answer (a missing image is None/False)
+    # reads raise StoreUnreachable when the store cannot answer (a missing image is None/False)
     store.is_expired(image)                        # past IMAGEGATE_IMAGE_RETENTION_DAYS (serve 410)
 
-Two call sites still assume the folder store and should move to this API (until they do, images
-on S3 are stored and served, but their URLs ignore IMAGEGATE_STORAGE_URLS and an own image given
-back as an edit input is fetched over HTTP instead of read from the store):
-`services/delivery.py` builds ``f"{public_url}/files/{stored.key}"`` (use `url_for`), and
-`services/inputs.py` reads ``store.local_path(image)`` (use `get`).
+The pipeline's delivery step stores and asks `url_for`; an own image given back as an edit input
+is read with `get`.
 
 Retention (`imagegate.storage.retention`) uses `days()` and `delete_day()`.
 """
@@ -48,7 +45,7 @@ CACHE_CONTROL = "public, max-age=31536000, immutable"
 UrlMode = Literal["gateway", "public", "presigned"]
 
 
-class StorageUnavailable(Exception):
+class StoreUnreachable(Exception):
     """The store could not be reached or refused the call (not: the image is missing)."""
 
 

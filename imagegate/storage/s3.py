@@ -29,8 +29,8 @@ from imagegate.storage.base import (
     DAY,
     ImageBody,
     ImageStore,
-    StorageUnavailable,
     StoredImage,
+    StoreUnreachable,
     UrlPolicy,
     make_key,
     parse_key,
@@ -86,12 +86,13 @@ class S3Store(ImageStore):
         image = make_key(digest, ext)
         # Same key, same bytes: overwriting is harmless, and cheaper than asking first.
         # Bodies over obstore's chunk size go up as a multipart upload, part by part.
-        await obstore.put_async(
-            self._store,
-            image.key,
-            data,
-            attributes={"Content-Type": image.content_type, "Cache-Control": CACHE_CONTROL},
-        )
+        with _unavailable():
+            await obstore.put_async(
+                self._store,
+                image.key,
+                data,
+                attributes={"Content-Type": image.content_type, "Cache-Control": CACHE_CONTROL},
+            )
         return image
 
     async def open(self, image: StoredImage) -> ImageBody | None:
@@ -160,7 +161,7 @@ def _unavailable() -> Iterator[None]:
     try:
         yield
     except _ObjectStoreError as exc:
-        raise StorageUnavailable(f"the S3 store did not answer: {type(exc).__name__}") from exc
+        raise StoreUnreachable(f"the S3 store did not answer: {type(exc).__name__}") from exc
 
 
 def _sha256(data: bytes) -> str:

@@ -14,7 +14,7 @@ from PIL import Image
 from imagegate.cli.main import main
 from tests.admin.helpers import wait_for_log
 from tests.conftest import GatewayFactory, LiveGateway, free_port
-from tests.storage.conftest import S3Bucket
+from tests.storage.conftest import S3RVER_KEY, S3Bucket, S3Server
 
 OLD_DAY = "20200101"
 
@@ -128,3 +128,33 @@ def test_a_store_that_cannot_answer_is_a_503_not_a_404(
     assert answer.status_code == 503
     assert answer.json()["error"]["code"] == "storage_unavailable"
     assert httpx.get(f"{down.url}/readyz").json()["checks"]["storage"].startswith("error")
+
+
+def test_presigned_mode_hands_out_links_that_work_then_expire(
+    make_gateway: GatewayFactory, signing_s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, S3RVER_KEY)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    gateway = make_gateway(
+        storage_url="s3://signed/images",
+        s3_endpoint=signing_s3_server.endpoint,
+        storage_urls="presigned",
+        presign_s=2,
+    )
+    url, _ = generate_url(gateway)
+    assert url.startswith(f"{signing_s3_server.endpoint}/signed/images/") and "X-Amz-Expires=2&" in url
+    assert Image.open(io.BytesIO(httpx.get(url).content)).size == (1024, 1024)
+    time.sleep(3.2)
+    assert httpx.get(url).status_code == 403
+
+
+def test_public_mode_hands_out_links_under_the_public_base(
+    make_gateway: GatewayFactory, s3_bucket: S3Bucket
+) -> None:
+    gateway = s3_gateway(
+        make_gateway, s3_bucket, storage_urls="public", storage_public_url="https://cdn.example.com/imgs"
+    )
+    url, _ = generate_url(gateway)
+    key = url.removeprefix("https://cdn.example.com/imgs/")
+    assert key != url and s3_bucket.object_keys() == [f"images/{key}"]
