@@ -22,6 +22,17 @@ ALLOWED_SIZES = ["1024x1024", "1536x1024", "1024x1536", "auto"]
 _UNSET = object()
 
 
+def in_digits(text: str, zero: str) -> str:
+    """``text`` with its ASCII digits written in another script, e.g. ``zero="\uff10"`` (full width)."""
+    return "".join(chr(ord(zero) + int(char)) if "0" <= char <= "9" else char for char in text)
+
+
+# What a lenient parser (``\d``, ``$``) reads as 1024x1024; SPEC §3 wants ASCII digits, whole string.
+FULL_WIDTH_SIZE = in_digits("1024x1024", "\uff10")
+ARABIC_INDIC_SIZE = in_digits("1024x1024", "\u0660")
+LOOKALIKE_SIZES = [FULL_WIDTH_SIZE, ARABIC_INDIC_SIZE, "1024x1024\n"]
+
+
 def auth(key: str = ADMIN_KEY) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 

@@ -11,12 +11,14 @@ import requests
 
 from tests.api.bad_input.helpers import (
     ALLOWED_SIZES,
+    LOOKALIKE_SIZES,
     assert_error,
     auth,
     gen_body,
     generate,
 )
-from tests.conftest import LiveGateway
+from tests.conftest import GatewayFactory, LiveGateway
+from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
 # -- prompt, model, n -------------------------------------------------------------------------------
 
@@ -161,6 +163,32 @@ def test_transparent_background_needs_png_or_webp(gw: LiveGateway, output_format
 @pytest.mark.parametrize("size", ["big", "1024x", "x1024", "1024*1024", "-16x1024", "1024x1024x2"])
 def test_malformed_size(gw: LiveGateway, size: str) -> None:
     assert_error(generate(gw, gen_body(size=size)), 400, param="size", contains=("auto", "x"))
+
+
+@pytest.mark.parametrize("size", LOOKALIKE_SIZES, ids=ascii)
+@pytest.mark.parametrize("model", ["demo", "listy"])
+def test_sizes_in_other_digits_or_with_a_newline_are_refused(gw: LiveGateway, model: str, size: str) -> None:
+    assert_error(generate(gw, gen_body(model=model, size=size)), 400, param="size", contains=("ASCII",))
+
+
+def test_lookalike_sizes_never_reach_the_upstream(
+    make_gateway: GatewayFactory, upstream: FakeOpenAIUpstream
+) -> None:
+    channel = {
+        "name": "fake",
+        "provider": "openai",
+        "base_url": upstream.base_url,
+        "api_key": upstream.api_key,
+    }
+    gateway = make_gateway(channels=[{**channel, "models": ["gpt-image-2", "any-size-model"]}])
+
+    for model in ("gpt-image-2", "any-size-model"):  # the "custom" rule and the "any" rule
+        for size in LOOKALIKE_SIZES:
+            assert_error(generate(gateway, gen_body(model=model, size=size)), 400, param="size")
+    assert upstream.requests == []
+
+    assert generate(gateway, gen_body(model="any-size-model", size="1024x1024")).status_code == 200
+    assert upstream.requests[-1].body["size"] == "1024x1024"
 
 
 @pytest.mark.parametrize(
