@@ -54,7 +54,9 @@ def not_found(what: str, ident: str) -> NotFound:
 
 def invalid(error: ValueError, param: str | None = None) -> InvalidRequest:
     """A store's ValueError (bad name, bad amount, …) as a 400 for the admin."""
-    return InvalidRequest(str(error).capitalize().rstrip(".") + ".", param=param)
+    text = str(error).rstrip(".")
+    # Upper-case the first letter only: str.capitalize() would also lower "USD" and names.
+    return InvalidRequest(text[:1].upper() + text[1:] + ".", param=param)
 
 
 def conflict(message: str, code: str) -> InvalidRequest:

@@ -13,11 +13,26 @@ from starlette.responses import Response
 
 from imagegate.api.admin.deps import admin_router, conflict, invalid, not_found
 from imagegate.api.deps import gateway
-from imagegate.db.groups import Group, GroupExists, GroupInUse, GroupStore
+from imagegate.db.groups import (
+    MAX_MULTIPLIER,
+    MULTIPLIER_PLACES,
+    Group,
+    GroupExists,
+    GroupInUse,
+    GroupStore,
+)
 
 router = admin_router(tags=["groups"])
 
-Multiplier = Annotated[Decimal, Field(ge=0, description="prices of the group's keys are multiplied by this")]
+Multiplier = Annotated[
+    Decimal,
+    Field(
+        ge=0,
+        le=MAX_MULTIPLIER,
+        decimal_places=MULTIPLIER_PLACES,
+        description="prices of the group's keys are multiplied by this",
+    ),
+]
 
 
 class GroupCreate(BaseModel):

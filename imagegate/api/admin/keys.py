@@ -19,11 +19,12 @@ from imagegate.api.admin.deps import admin_router, invalid, not_found
 from imagegate.api.deps import gateway
 from imagegate.billing.money import format_usd
 from imagegate.db.key_values import ApiKey
-from imagegate.db.keys import KeyStore
+from imagegate.db.keys import MAX_QUOTA_USD, KeyStore, QuotaCeiling
 
 router = admin_router(tags=["keys"])
 
-Usd = Annotated[Decimal, Field(ge=0, description='US dollars, e.g. "25.00"')]
+# Bounded here so a typo like "1e30" is a 400 naming the field, not an overflow in the database.
+Usd = Annotated[Decimal, Field(ge=0, le=MAX_QUOTA_USD, description='US dollars, e.g. "25.00"')]
 
 
 class KeyCreate(BaseModel):
@@ -53,7 +54,7 @@ class KeyUpdate(BaseModel):
     #: The new total quota (the balance moves by the difference); null: unlimited.
     quota_usd: Usd | None = None
     #: Added to a limited key's quota and balance.
-    add_quota_usd: Annotated[Decimal, Field(gt=0)] | None = None
+    add_quota_usd: Annotated[Decimal, Field(gt=0, le=MAX_QUOTA_USD)] | None = None
     models: list[str] | None = None
     rpm: int | None = Field(default=None, ge=1)
     expires_at: AwareDatetime | None = None
@@ -152,6 +153,8 @@ async def get_key(request: Request, key_id: KeyId) -> KeyPublic:
 async def update_key(request: Request, key_id: KeyId, body: KeyUpdate) -> KeyPublic:
     try:
         key = await _store(request).update(key_id, **body.model_dump(exclude_unset=True))
+    except QuotaCeiling as exc:
+        raise invalid(exc, param="add_quota_usd") from exc  # only the store knows the current quota
     except ValueError as exc:
         raise invalid(exc) from exc
     if key is None:
