@@ -107,6 +107,7 @@ def test_oversized_multipart_body_is_413(tight: LiveGateway, chunked: bool) -> N
 
 
 def test_oversized_body_is_checked_before_auth_is_needed(tight: LiveGateway) -> None:
+    """A declared Content-Length over the limit is refused before the key is even looked at."""
     resp = requests.post(
         f"{tight.url}/v1/images/generations",
         data=b"x" * (2 * MB),
@@ -114,8 +115,31 @@ def test_oversized_body_is_checked_before_auth_is_needed(tight: LiveGateway) -> 
         timeout=30,
     )
 
-    assert resp.status_code in (401, 413)
-    assert_error(resp, resp.status_code)
+    assert_error(resp, 413, code="request_too_large", contains=("1 MB",))
+
+
+@pytest.mark.parametrize("path", ["/v1/images/edits", "/v1/chat/completions", "/admin/keys"])
+@pytest.mark.parametrize("key", [None, "sk-wrong"], ids=["no-key", "wrong-key"])
+def test_every_endpoint_checks_a_declared_size_before_auth(
+    tight: LiveGateway, path: str, key: str | None
+) -> None:
+    headers = {"Content-Type": "application/json"} | (auth(key) if key else {})
+
+    resp = requests.post(f"{tight.url}{path}", data=b"x" * (2 * MB), headers=headers, timeout=30)
+
+    assert_error(resp, 413, code="request_too_large")
+
+
+def test_an_undeclared_body_is_not_read_for_a_client_without_a_key(tight: LiveGateway) -> None:
+    """Chunked: the size is unknown until read, and nothing is read for a client without a key."""
+    resp = requests.post(
+        f"{tight.url}/v1/images/generations",
+        data=_two_mb_chunks(),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+
+    assert_error(resp, 401)
 
 
 # -- paths ------------------------------------------------------------------------------------------
