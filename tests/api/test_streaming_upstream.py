@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import base64
+import itertools
 import threading
 import time
 from collections.abc import Iterator
