@@ -61,7 +61,10 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     first = exc.errors()[0] if exc.errors() else {}
     loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
     return error_response(
-        InvalidRequest(f"Invalid request: {first.get('msg', 'invalid')}.", param=".".join(loc) or None)
+        InvalidRequest(
+            f"Invalid request: {str(first.get('msg', 'invalid')).removeprefix('Value error, ')}.",
+            param=".".join(loc) or None,
+        )
     )
 
 

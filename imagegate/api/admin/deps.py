@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BeforeValidator
 from starlette.requests import Request
 
 from imagegate.api.deps import principal
@@ -39,6 +40,16 @@ async def require_admin(
 def admin_router(**options: Any) -> APIRouter:
     """A router under ``/admin`` whose every route requires the admin key."""
     return APIRouter(prefix="/admin", dependencies=[Depends(require_admin)], **options)
+
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("cannot be null: leave the field out to keep its value")
+    return value
+
+
+#: For PATCH fields that may be left out but not cleared (a name, a flag): null is a 400 naming it.
+NotNull = BeforeValidator(_not_null)
 
 
 def utc(moment: datetime | None) -> datetime | None:

@@ -15,7 +15,7 @@ from fastapi import Path, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
-from imagegate.api.admin.deps import admin_router, invalid, not_found
+from imagegate.api.admin.deps import NotNull, admin_router, invalid, not_found
 from imagegate.api.deps import gateway
 from imagegate.billing.money import format_usd
 from imagegate.db.key_values import ApiKey
@@ -48,8 +48,8 @@ class KeyUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    enabled: bool | None = None
+    name: Annotated[str | None, NotNull] = Field(default=None, min_length=1, max_length=200)
+    enabled: Annotated[bool | None, NotNull] = None
     group: str | None = None
     #: The new total quota (the balance moves by the difference); null: unlimited.
     quota_usd: Usd | None = None
