@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate import __version__
-from imagegate.api import admin_channels, chat, files, health, images, models
+from imagegate.api import admin_channels, chat, files, health, images, models, openapi_v1
 from imagegate.api.admin import include_admin_api
 from imagegate.api.auth import Authenticator
 from imagegate.api.errors import install_error_handlers
@@ -166,6 +166,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     app.include_router(admin_channels.router)
     include_admin_api(app)
+    app.include_router(openapi_v1.router)  # GET /v1/openapi.json
     return app
 
 
