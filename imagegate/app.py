@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from imagegate import __version__, tracing
-from imagegate.api import admin_channels, chat, files, health, images, metrics, models
+from imagegate.api import admin_channels, chat, files, health, images, metrics, models, openapi_v1
 from imagegate.api.admin import include_admin_api
 from imagegate.api.errors import install_error_handlers
 from imagegate.api.metrics_middleware import MetricsMiddleware
@@ -44,6 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     app.include_router(admin_channels.router)
     include_admin_api(app)
+    app.include_router(openapi_v1.router)  # GET /v1/openapi.json
     return app
 
 

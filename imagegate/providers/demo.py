@@ -31,6 +31,7 @@ from imagegate.domain import (
     Usage,
 )
 from imagegate.errors import InvalidRequest
+from imagegate.media.sizes import parse_size
 from imagegate.providers import demo_render
 from imagegate.providers.base import Provider
 
@@ -41,14 +42,6 @@ OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160}
 _EDIT_LONG_SIDE = (512, 3840)
 
 Render = Callable[[int], Image.Image]
-
-
-def parse_size(size: str) -> tuple[int, int] | None:
-    """``"WxH"`` as a pair; ``None`` for ``"auto"`` (the caller has already validated it)."""
-    if size == "auto":
-        return None
-    width, _, height = size.lower().partition("x")
-    return int(width), int(height)
 
 
 def edit_auto_size(width: int, height: int) -> tuple[int, int]:
