@@ -35,8 +35,6 @@ from imagegate.db.groups import (
     normalize_models,
     resolve_group_id,
 )
-from imagegate.db.ledger_rows import record
-from imagegate.money import to_decimal, to_micros
 from imagegate.db.key_values import (
     ApiKey,
     check_expiry,
@@ -45,6 +43,7 @@ from imagegate.db.key_values import (
 )
 from imagegate.db.ledger_rows import record
 from imagegate.db.tables import ApiKeyRow, GroupRow
+from imagegate.money import to_decimal, to_micros
 
 SECRET_PREFIX = "sk-"
 DISPLAY_PREFIX_LENGTH = 7  # "sk-" and four characters: enough to tell keys apart, useless to guess
