@@ -21,6 +21,7 @@ from imagegate import __version__
 from imagegate.api import admin_channels, chat, files, health, images, models
 from imagegate.api.admin import include_admin_api
 from imagegate.api.auth import Authenticator
+from imagegate.api.client_ip import ClientIpResolver
 from imagegate.api.errors import install_error_handlers
 from imagegate.api.middleware import RequestContextMiddleware
 from imagegate.billing.ledger import Ledger
@@ -160,7 +161,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     configure_logging(settings)
     app = FastAPI(title="imagegate", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=int(settings.max_body_mb * 1024 * 1024))
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=int(settings.max_body_mb * 1024 * 1024),
+        client_ip=ClientIpResolver(settings.trusted_proxies, settings.forwarded_header),
+    )
     install_error_handlers(app)
     for module in (images, chat, models, files, health):
         app.include_router(module.router)

@@ -1,0 +1,93 @@
+"""Run an ASGI app factory under uvicorn (the default) or granian, with the edge bounds.
+
+Chosen by measurement (bench/README.md, "ASGI server"): on the small-payload scenario the two
+were within the noise of this 2-core machine, and only uvicorn can carry every bound here
+(body timeout, a 503 cap, grace-then-cancel) through its protocol class. Granian stays
+selectable with ``IMAGEGATE_SERVER=granian``; it has its own head timeout (at most 60 s) and
+caps requests in flight per worker instead of answering 503, and has no body timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+
+from imagegate.server.limits import EdgeLimits
+from imagegate.settings import Settings
+
+#: Load balancers keep idle connections up to 60 s; a shorter keep-alive here would race them.
+KEEP_ALIVE_S = 75
+BACKLOG = 4096
+
+
+def run_uvicorn(app_factory: str, settings: Settings, limits: EdgeLimits, workers: int) -> int:
+    from uvicorn.server import Server
+    from uvicorn.supervisors import Multiprocess
+
+    from imagegate.server.uvicorn_edge import EdgeConfig
+
+    config = EdgeConfig(
+        app_factory,
+        edge=limits,
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        loop="uvloop",
+        access_log=False,
+        backlog=BACKLOG,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        # Forwarded headers are the app's business (IMAGEGATE_TRUSTED_PROXIES); uvicorn's own
+        # default would believe them from 127.0.0.1, i.e. from any same-host proxy.
+        proxy_headers=False,
+        timeout_graceful_shutdown=math.ceil(limits.shutdown_grace_s),
+        log_level=settings.log_level.lower(),
+    )
+    if workers == 1:
+        config.load_app()
+    server = Server(config=config)
+    try:
+        if workers > 1:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        else:
+            server.run()
+    except KeyboardInterrupt:
+        pass
+    return 0 if server.started or workers > 1 else 3
+
+
+def run_granian(app_factory: str, settings: Settings, limits: EdgeLimits, workers: int) -> int:
+    from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    if limits.header_timeout_s > 60:
+        logging.getLogger("imagegate.server").warning("granian's head timeout is at most 60 s")
+    server = Server(
+        app_factory,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        http=HTTPModes.http1,
+        workers=workers,
+        loop=Loops.uvloop,
+        backlog=BACKLOG,
+        backpressure=limits.max_connections,
+        http1_settings=HTTP1Settings(header_read_timeout=int(min(limits.header_timeout_s, 60) * 1000)),
+        log_level=LogLevels(settings.log_level.lower()),
+        log_access=False,
+        factory=True,
+        workers_kill_timeout=math.ceil(limits.shutdown_grace_s) + 15 if limits.shutdown_grace_s else None,
+    )
+    server.serve()
+    return 0
+
+
+def run_server(app_factory: str, settings: Settings, workers: int) -> int:
+    limits = EdgeLimits.from_settings(settings)
+    runner = run_granian if settings.server == "granian" else run_uvicorn
+    code = runner(app_factory, settings, limits, workers)
+    sys.stdout.flush()
+    return code
