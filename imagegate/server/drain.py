@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from imagegate.errors import GatewayError
 from imagegate.server.limits import logger
 
 #: How long cancelled requests get to release their holds and queue their log rows.
@@ -45,14 +47,25 @@ class DrainingApp:
             return
         self.in_flight[task] = f"{scope['method']} {scope['path']}"  # type: ignore[assignment]
         started = time.monotonic()
+        answered = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal answered
+            answered = answered or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, tracked_send)
         except asyncio.CancelledError:
             # Servers cancel a request only when they stop (a client that leaves is told with
-            # http.disconnect instead), so this is a request the shutdown cut short.
+            # http.disconnect instead), so this is a request the shutdown cut short. The app
+            # has unwound (hold released, log row queued); the client is told why, and the
+            # task ends normally so the server does not report it as a crash.
             what = self.in_flight.get(task, "a request")  # type: ignore[call-overload]
             logger.warning("shutdown: %s cancelled after %.1fs", what, time.monotonic() - started)
-            raise
+            task.uncancel()
+            if not answered:
+                await _shutting_down(send)
         finally:
             self.in_flight.pop(task, None)  # type: ignore[arg-type]
 
@@ -75,3 +88,16 @@ class DrainingApp:
             _, stuck = await asyncio.wait(running, timeout=UNWIND_S)
             for task in stuck:
                 logger.error("shutdown: %s did not unwind in %gs", running[task], UNWIND_S)
+
+
+async def _shutting_down(send: Send) -> None:
+    body = orjson.dumps(
+        GatewayError(
+            "The server shut down before this request finished; retry it.",
+            code="server_shutting_down",
+            status=503,
+        ).to_body()
+    )
+    headers = [(b"content-type", b"application/json"), (b"connection", b"close"), (b"retry-after", b"1")]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
