@@ -44,3 +44,7 @@ class ImageStore(ABC):
     @abstractmethod
     async def check(self) -> None:
         """Raise when the store cannot be written (readiness probe)."""
+
+    async def free_bytes(self) -> int | None:
+        """Space left for new images, or None where the store has no such limit (readiness)."""
+        return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -45,6 +46,13 @@ class DiskStore(ImageStore):
 
     async def check(self) -> None:
         await asyncio.to_thread(self._check_sync)
+
+    async def free_bytes(self) -> int:
+        def free() -> int:
+            self.root.mkdir(parents=True, exist_ok=True)
+            return shutil.disk_usage(self.root).free
+
+        return await asyncio.to_thread(free)
 
     def _check_sync(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
