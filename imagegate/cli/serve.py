@@ -50,9 +50,11 @@ def serve_command(args: argparse.Namespace) -> int:
 def served_app() -> Any:
     """The app as served: built from the environment, drained gracefully on shutdown."""
     from imagegate.app import create_app
+    from imagegate.media import work
     from imagegate.server.drain import DrainingApp
 
     settings = load_settings()
+    work.configure(settings.image_work_threads)
     return DrainingApp(create_app(settings), settings.shutdown_grace_s)
 
 
