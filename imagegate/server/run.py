@@ -12,22 +12,23 @@ from __future__ import annotations
 import logging
 import math
 import sys
+from typing import TYPE_CHECKING
 
 from imagegate.server.limits import EdgeLimits
 from imagegate.settings import Settings
+
+if TYPE_CHECKING:
+    from uvicorn.config import Config
 
 #: Load balancers keep idle connections up to 60 s; a shorter keep-alive here would race them.
 KEEP_ALIVE_S = 75
 BACKLOG = 4096
 
 
-def run_uvicorn(app_factory: str, settings: Settings, limits: EdgeLimits, workers: int) -> int:
-    from uvicorn.server import Server
-    from uvicorn.supervisors import Multiprocess
-
+def uvicorn_config(app_factory: str, settings: Settings, limits: EdgeLimits, workers: int) -> Config:
     from imagegate.server.uvicorn_edge import EdgeConfig
 
-    config = EdgeConfig(
+    return EdgeConfig(
         app_factory,
         edge=limits,
         factory=True,
@@ -44,6 +45,13 @@ def run_uvicorn(app_factory: str, settings: Settings, limits: EdgeLimits, worker
         timeout_graceful_shutdown=math.ceil(limits.shutdown_grace_s),
         log_level=settings.log_level.lower(),
     )
+
+
+def run_uvicorn(app_factory: str, settings: Settings, limits: EdgeLimits, workers: int) -> int:
+    from uvicorn.server import Server
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn_config(app_factory, settings, limits, workers)
     if workers == 1:
         config.load_app()
     server = Server(config=config)
@@ -85,9 +93,12 @@ def run_granian(app_factory: str, settings: Settings, limits: EdgeLimits, worker
     return 0
 
 
+RUNNERS = {"uvicorn": run_uvicorn, "granian": run_granian}
+
+
 def run_server(app_factory: str, settings: Settings, workers: int) -> int:
     limits = EdgeLimits.from_settings(settings)
-    runner = run_granian if settings.server == "granian" else run_uvicorn
+    runner = RUNNERS[settings.server]
     code = runner(app_factory, settings, limits, workers)
     sys.stdout.flush()
     return code
