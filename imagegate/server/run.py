@@ -1,10 +1,12 @@
 """Run an ASGI app factory under uvicorn (the default) or granian, with the edge bounds.
 
-Chosen by measurement (bench/README.md, "ASGI server"): on the small-payload scenario the two
-were within the noise of this 2-core machine, and only uvicorn can carry every bound here
-(body timeout, a 503 cap, grace-then-cancel) through its protocol class. Granian stays
-selectable with ``IMAGEGATE_SERVER=granian``; it has its own head timeout (at most 60 s) and
-caps requests in flight per worker instead of answering 503, and has no body timeout.
+Measured on the small-payload bench (bench/README.md, "ASGI server"), granian answered more
+requests per second with a lower p50, but only uvicorn carries every bound here: a body
+timeout, 408 answers, a 503 connection cap (all in its protocol class, ``uvicorn_edge``) and a
+bounded grace on SIGTERM. So uvicorn is the default; ``IMAGEGATE_SERVER=granian`` (or
+``serve --server granian``) runs granian with what it has: its own head timeout (at most
+60 s, closing instead of answering 408) and a cap on requests in flight per worker (excess
+connections wait in the backlog instead of getting 503); no body timeout.
 """
 
 from __future__ import annotations
@@ -66,10 +68,13 @@ def run_uvicorn(app_factory: str, settings: Settings, limits: EdgeLimits, worker
 
 
 def run_granian(app_factory: str, settings: Settings, limits: EdgeLimits, workers: int) -> int:
-    from granian.constants import HTTPModes, Interfaces, Loops
-    from granian.http import HTTP1Settings
-    from granian.log import LogLevels
-    from granian.server import Server
+    try:
+        from granian.constants import HTTPModes, Interfaces, Loops
+        from granian.http import HTTP1Settings
+        from granian.log import LogLevels
+        from granian.server import Server
+    except ImportError:
+        sys.exit("granian is not installed: pip install 'imagegate[granian]'")
 
     if limits.header_timeout_s > 60:
         logging.getLogger("imagegate.server").warning("granian's head timeout is at most 60 s")
