@@ -42,7 +42,13 @@ class Authenticator:
         self._cache: dict[str, _Entry] = {}
 
     async def authenticate(self, authorization: str | None, client_ip: str | None = None) -> Principal:
-        """The caller's principal; ``client_ip`` defaults to the current request record's."""
+        """The caller's principal.
+
+        ``client_ip`` is the address the allowlist is checked against: pass ``request.client.host``,
+        which the request middleware has already resolved (`imagegate.api.client_ip`: forwarded
+        headers believed only from IMAGEGATE_TRUSTED_PROXIES). It defaults to the current request
+        record's, the same address.
+        """
         secret = _bearer_token(authorization)
         if self.admin_key and hmac.compare_digest(secret.encode(), self.admin_key):
             return ADMIN
