@@ -166,3 +166,28 @@ def test_the_bounds_are_in_the_log_when_the_cap_does_not_fit(tmp_path: Path) -> 
     with served(tmp_path, IMAGEGATE_MAX_CONNECTIONS=str(hard * 2)) as gateway:
         assert requests.get(f"{gateway.url}/healthz", timeout=5).status_code == 200
     assert "connections capped at" in gateway.log()
+
+
+def test_health_answers_under_two_thousand_idle_connections(tmp_path: Path) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2600 <= hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # this process holds the clients
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= 2600, "raise `ulimit -n` to run this test"
+    with served(tmp_path, IMAGEGATE_HEADER_TIMEOUT_S="60") as gateway:
+        idle = [socket.create_connection(("127.0.0.1", gateway.port), timeout=10) for _ in range(2000)]
+        try:
+            started = time.monotonic()
+            assert requests.get(f"{gateway.url}/healthz", timeout=5).status_code == 200
+            assert time.monotonic() - started < 1
+            generated = requests.post(
+                f"{gateway.url}/v1/images/generations",
+                headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+                json={"model": "demo", "prompt": "small", "size": "1024x1024", "quality": "low"},
+                timeout=10,
+            )
+            assert generated.status_code == 200, generated.text
+        finally:
+            for sock in idle:
+                sock.close()
