@@ -89,10 +89,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._read_timer = None
         if self.transport.is_closing():
             return
-        if self._reading_head:
+        idle = self.cycle is None or self.cycle.response_complete
+        if self._reading_head and idle:
             self._answer_and_close(408, "The request head was not received in time.", "request_timeout")
         else:
-            self.transport.close()  # nothing was ever sent: nobody to answer
+            # Nothing was ever sent (nobody to answer), or a pipelined head stalled while an
+            # earlier response is still going out: a 408 now would land in its middle.
+            self.transport.close()
 
     # -- the request body -------------------------------------------------------------------
 
@@ -113,7 +116,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._arm(self.edge.body_timeout_s, self._body_timed_out)
             return
         cycle = self.cycle
-        if cycle is not None and not cycle.response_started:
+        # With pipelining, an earlier response may still be going out: then only close.
+        if cycle is not None and not cycle.response_started and not self.pipeline:
             self._answer_and_close(408, "The request body was not received in time.", "request_timeout")
             cycle.response_started = cycle.response_complete = True  # the app's answer is moot
         else:

@@ -88,6 +88,15 @@ def test_a_head_sent_a_byte_at_a_time_still_times_out(gw: Served) -> None:
     assert time.monotonic() - started < 4
 
 
+def test_a_kept_alive_connection_whose_next_head_stalls_gets_its_answer_then_408(gw: Served) -> None:
+    with _connect(gw) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n")
+        raw, _ = _read_until_closed(sock)
+    first, _, rest = raw.partition(b'{"status":"ok"}')
+    assert first.startswith(b"HTTP/1.1 200")
+    assert rest.startswith(b"HTTP/1.1 408")
+
+
 def test_a_connection_that_never_sends_is_closed(gw: Served) -> None:
     with _connect(gw) as sock:
         raw, waited = _read_until_closed(sock)
