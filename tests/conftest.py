@@ -85,7 +85,10 @@ class ServerThread:
     """Runs an ASGI app under uvicorn in a daemon thread with its own event loop."""
 
     def __init__(self, app: Any, port: int) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        # proxy_headers off, as `imagegate serve` runs it: forwarded headers are the app's to judge.
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", proxy_headers=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
