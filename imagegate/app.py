@@ -23,6 +23,7 @@ from imagegate.api.admin import include_admin_api
 from imagegate.api.auth import Authenticator
 from imagegate.api.errors import install_error_handlers
 from imagegate.api.middleware import RequestContextMiddleware
+from imagegate.billing.leases import StaleHoldReaper
 from imagegate.billing.ledger import Ledger
 from imagegate.billing.meter import Billing
 from imagegate.billing.prices import PriceBook
@@ -70,6 +71,8 @@ class Gateway:
     ledger: Ledger
     billing: Billing
     limiter: RateLimiter
+    #: This process's hold lease, and the release of the holds of dead processes (issue 9).
+    reaper: StaleHoldReaper
     #: Catalogs replaced by `reload_catalog`; requests in flight may still use their providers.
     retired_catalogs: list[Catalog] = field(default_factory=list)
 
@@ -94,6 +97,9 @@ class Gateway:
         inputs = InputLoader(settings, http.fetcher, store)
         request_log = RequestLogWriter(engine, retention_days=settings.log_retention_days)
         await request_log.start()
+        # Holds: take this process's lease, give back those of dead processes (now and every lease).
+        reaper = StaleHoldReaper(engine, ledger.owner, lease_s=settings.hold_lease_s)
+        await reaper.start()
         return cls(
             settings=settings,
             engine=engine,
@@ -114,6 +120,7 @@ class Gateway:
             ledger=ledger,
             billing=billing,
             limiter=limiter,
+            reaper=reaper,
         )
 
     async def reload_catalog(self) -> Catalog:
@@ -132,6 +139,8 @@ class Gateway:
         # Queued request-log rows first: they need the engine, and must survive a clean shutdown.
         await self.request_log.stop()
         await self.billing.drain()
+        # After the drain: whatever this process still holds becomes anyone's to release.
+        await self.reaper.aclose()
         await self.limiter.aclose()
         for retired in self.retired_catalogs:
             await retired.aclose()

@@ -1,4 +1,4 @@
-"""The ``imagegate`` command: ``serve``, ``keys create|list|revoke``, ``db upgrade``.
+"""The ``imagegate`` command: ``serve``, ``keys create|list|revoke``, ``db upgrade``, ``ledger …``.
 
 imagegate serve --port 8080
 imagegate keys create --name ci --models gpt-image-2 | tail -n 1
@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from imagegate import __version__
-from imagegate.cli import channels, db, groups, keys, serve, usage
+from imagegate.cli import channels, db, groups, keys, ledger, serve, usage
 from imagegate.cli.common import CliError
 
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     channels.add_parser(subparsers)
     groups.add_parser(subparsers)
     usage.add_parser(subparsers)
+    ledger.add_parser(subparsers)
     return parser
 
 

@@ -16,6 +16,7 @@ import aiohttp
 
 from imagegate.billing.ledger import insufficient_quota
 from imagegate.billing.meter import Billing
+from imagegate.billing.money import format_usd
 from imagegate.billing.prices import PriceBook
 from imagegate.domain import (
     GeneratedImage,
@@ -31,6 +32,7 @@ from imagegate.errors import InvalidRequest, PermissionDenied, UpstreamFailed, U
 from imagegate.http import HttpClients
 from imagegate.media.sizes import check_size
 from imagegate.media.transcode import convert_image, measured_size
+from imagegate.observability import current_record, new_request_id, note
 from imagegate.providers.registry import Catalog, Channel, ModelSpec
 from imagegate.services.routing import ChannelRouter
 from imagegate.settings import Settings
@@ -86,12 +88,20 @@ class ImageService:
         was made — and the hold is released on any failure or cancellation before that.
         """
         self.prepare(request, principal)
-        meter = await self.billing.open(request, principal)
+        # Bridge to the explicit billing API until the pipeline passes the request id itself.
+        record = current_record()
+        meter = await self.billing.open(request, principal, record.request_id if record else new_request_id())
         try:
             async for channel, event in self.router.run(request):
                 if isinstance(event, ImageResult):
                     event = await self._materialise(event, channel)
-                    await meter.settle(event)
+                    cost = await meter.settle(event)
+                    usage = event.usage
+                    note(
+                        cost_usd=format_usd(cost),
+                        input_tokens=usage.input_tokens if usage is not None else None,
+                        output_tokens=usage.output_tokens if usage is not None else None,
+                    )
                 yield event
                 del event  # one multi-megabyte event held at a time
         finally:
