@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from imagegate.billing.ledger import Hold, Ledger
 from imagegate.billing.prices import PriceBook
-from imagegate.domain import ImageRequest, ImageResult, Principal
+from imagegate.domain import ImageRequest, ImageResult, Principal, Usage
 from imagegate.errors import UpstreamFailed
 
 logger = logging.getLogger("imagegate.billing")
@@ -97,6 +97,9 @@ class Meter:
         computed releases the hold and raises 502 ``upstream_malformed``.
         """
         self.done = True
+        if result.usage is not None and not _is_valid_usage(result.usage):
+            await self._release()
+            raise _malformed(result)
         try:
             cost = self.billing.prices.actual_cost(
                 self.request, result, len(result.images), self.principal.price_multiplier
@@ -135,6 +138,12 @@ class Meter:
     async def _release(self) -> None:
         if self.hold is not None and self.billing.ledger is not None:
             await self.billing.shielded(self.billing.ledger.release(self.hold), False)
+
+
+def _is_valid_usage(usage: Usage) -> bool:
+    """Token counts are whole, non-negative numbers; anything else is no basis for a charge."""
+    counts = (usage.input_tokens, usage.output_tokens, usage.text_tokens, usage.image_tokens)
+    return all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts)
 
 
 def _malformed(result: ImageResult) -> UpstreamFailed:

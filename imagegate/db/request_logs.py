@@ -340,10 +340,14 @@ class RequestLogWriter:
         done.update(range(offset, offset + len(rows)))
 
     async def _database_answers(self) -> bool:
-        """Whether the database takes a trivial query: a refused row is then the row's fault."""
+        """Whether the database takes a plain row (inserted, then rolled back): if it does, a row
+        refused alone is that row's fault; if not, the database or the table is what fails."""
+        probe = dict.fromkeys(_COLUMNS)
+        probe.update(id="probe", time=datetime.now(UTC), method="GET", endpoint="/", status=0, latency_ms=0.0)
         try:
-            async with self._engine.connect() as connection:
-                await connection.exec_driver_sql("SELECT 1")
+            async with self._engine.connect() as connection, connection.begin() as transaction:
+                await connection.execute(insert(RequestLogRow).values(**probe))
+                await transaction.rollback()
         except Exception:
             return False
         return True

@@ -12,7 +12,7 @@ from sqlalchemy import text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from imagegate.billing.batcher import HoldOp, MoveOp
+from imagegate.billing.batcher import HoldOp
 from imagegate.billing.ledger import Hold, Ledger
 from imagegate.billing.meter import Billing
 from imagegate.billing.prices import PriceBook
