@@ -145,8 +145,12 @@ class Ledger:
         op = MoveOp(hold.key_id, hold.request_id, hold.amount - actual, rows)
         if await asyncio.shield(self.batcher.submit_move(op)):
             return actual
-        logger.warning("request %s was not charged: its hold had been released already", hold.request_id)
-        return 0
+        # Closed already: by an earlier commit of this very settle (its answer lost, then
+        # retried), or released (by the stale-hold reaper) before the request could finish.
+        charged = await self._charged(hold.request_id)
+        if charged is None:
+            logger.warning("request %s was not charged: its hold had been released already", hold.request_id)
+        return charged or 0
 
     async def release(self, hold: Hold) -> bool:
         """Give the whole hold back (the request failed or was abandoned before a result).
@@ -157,6 +161,15 @@ class Ledger:
             return False
         op = MoveOp(hold.key_id, hold.request_id, hold.amount, (("release", hold.amount),))
         return await asyncio.shield(self.batcher.submit_move(op))
+
+    async def _charged(self, request_id: str) -> int | None:
+        """What the ledger charged the request (None: no charge row)."""
+        query = select(LedgerRow.amount_micros).where(
+            LedgerRow.request_id == request_id, LedgerRow.kind == "charge"
+        )
+        async with self._engine.connect() as connection:
+            amount = (await connection.execute(query)).scalar()
+        return None if amount is None else -int(amount)
 
     async def drain(self) -> None:
         """Wait for every queued hold, settle and release to be written (at shutdown)."""
