@@ -148,7 +148,10 @@ async def apply_with_engine(engine: AsyncEngine, sql: Statements, plan: Plan) ->
         if sql.lock is not None and len(plan.keys) > 1:
             await connection.execute(sql.lock, {"keys": plan.keys})
         if plan.claims:
-            claimed = await connection.execute(sql.claim, {"ids": plan.claims})
+            if sql.claim_any is not None:
+                claimed = await connection.exec_driver_sql(sql.claim_any, (plan.claims,))
+            else:
+                claimed = await connection.execute(sql.claim, {"ids": plan.claims})
             plan.claimed(claimed.scalars())
         if plan.moves:
             await connection.exec_driver_sql(sql.move, plan.moves)
@@ -216,6 +219,11 @@ class Statements:
         held = OpenHoldRow.request_id
         self.claim: Executable = delete(OpenHoldRow).where(held.in_(ids)).returning(held)
         self.lock: Executable | None = None
+        #: asyncpg: the claim with one array parameter, a fixed text (no per-batch IN expansion).
+        self.claim_any: str | None = None
+        if dialect.name == "postgresql" and dialect.driver == "asyncpg":
+            table = OpenHoldRow.__tablename__
+            self.claim_any = f"DELETE FROM {table} WHERE request_id = ANY($1::varchar[]) RETURNING request_id"
         if dialect.name == "postgresql":
             keys: BindParameter[str] = bindparam("keys", expanding=True)
             self.lock = select(key).where(key.in_(keys)).order_by(key).with_for_update()
