@@ -1,6 +1,6 @@
 """``imagegate ledger release-stale``: give back the holds of processes that died mid-request.
 
-``serve`` does this by itself at start-up and every ``IMAGEGATE_HOLD_LEASE_S``; the command is
+``serve`` does this by itself at start-up and every ``IMAGEGATE_HOLD_LEASE_S / 2``; the command is
 for a database no gateway is running against, or to see at once what was stuck. Holds of a
 live process (whose lease is current) are never touched.
 """
