@@ -104,9 +104,14 @@ class StaleHoldReaper:
             tick += 1
             if tick % 2 == 0:
                 try:
-                    await renew_lease(self._engine, self.owner, self.lease_s)
+                    taken_anew = await renew_lease(self._engine, self.owner, self.lease_s)
                 except Exception:
                     logger.exception("renewing the hold lease of %s failed", self.owner)
+                else:
+                    if taken_anew:
+                        # Stalled past its lease (or the database was away): other processes
+                        # may have given back the holds of requests this one is still serving.
+                        logger.warning("the hold lease of %s had run out and was taken again", self.owner)
             if tick % 3 == 0:
                 await self._reap_logged()
 
@@ -121,8 +126,8 @@ class StaleHoldReaper:
             logger.warning("released the hold of a dead process: %s", hold.describe())
 
 
-async def renew_lease(engine: AsyncEngine, owner: str, lease_s: float) -> None:
-    """Push the lease of ``owner`` to ``lease_s`` from now, taking it if there is none."""
+async def renew_lease(engine: AsyncEngine, owner: str, lease_s: float) -> bool:
+    """Push the lease of ``owner`` to ``lease_s`` from now; True when it had to be taken anew."""
     now = datetime.now(UTC)
     expires = now + timedelta(seconds=lease_s)
     async with engine.begin() as connection:
@@ -130,9 +135,10 @@ async def renew_lease(engine: AsyncEngine, owner: str, lease_s: float) -> None:
             update(LeaseRow).where(LeaseRow.owner == owner).values(expires_at=expires)
         )
         if renewed.rowcount == 1:
-            return
+            return False
         values = {"owner": owner, "host": socket.gethostname()[:200], "pid": os.getpid()}
         await connection.execute(insert(LeaseRow).values(**values, started_at=now, expires_at=expires))
+    return True
 
 
 async def end_lease(engine: AsyncEngine, owner: str) -> None:

@@ -172,3 +172,12 @@ async def test_closing_the_reaper_ends_its_lease(engine: AsyncEngine) -> None:
     await reaper.aclose()
     assert [hold.request_id for hold in await release_stale(engine)] == ["req_stuck"]
     await assert_invariant(ledger, key.id, 1_000_000)
+
+
+async def test_a_process_stalled_past_its_lease_takes_it_anew(engine: AsyncEngine) -> None:
+    owner = Ledger(engine).owner
+    assert await renew_lease(engine, owner, 30) is True
+    assert await renew_lease(engine, owner, 30) is False
+    await expire(engine, owner)
+    assert await release_stale(engine) == []  # nothing held: the expired lease is forgotten
+    assert await renew_lease(engine, owner, 30) is True
