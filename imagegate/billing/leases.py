@@ -32,10 +32,10 @@ from sqlalchemy import and_, delete, exists, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from imagegate.billing.money import format_usd
 from imagegate.db.request_logs import aborted_log_values
 from imagegate.db.request_logs import table as request_logs
 from imagegate.db.tables import ApiKeyRow, LeaseRow, LedgerRow, OpenHoldRow
+from imagegate.money import format_usd
 
 logger = logging.getLogger("imagegate.billing")
 

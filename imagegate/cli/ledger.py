@@ -11,8 +11,8 @@ import argparse
 from typing import Any
 
 from imagegate.billing.leases import ReleasedHold, release_stale
-from imagegate.billing.money import format_usd
 from imagegate.cli.common import add_config_option, run_with_engine
+from imagegate.money import format_usd
 
 
 def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
