@@ -14,7 +14,10 @@ back within 45 s of its death (seen by a survivor) or of a restart.
     await reaper.aclose()            # lease given up: what this process still holds is reapable
     released = await release_stale(engine)   # by hand (`imagegate ledger release-stale`)
 
-Leases compare the processes' own clocks, which must agree to well within a lease (NTP).
+A hold whose owner has no lease row at all is stale too (holds from before owners existed, a
+process that ended its lease with holds it could not close), so every `Ledger` that takes holds
+needs a running reaper (or `renew_lease`) for its owner. Leases compare the processes' own
+clocks, which must agree to well within a lease (NTP).
 """
 
 from __future__ import annotations
