@@ -172,10 +172,13 @@ async def _release_batch(engine: AsyncEngine, keep: str | None, now: datetime) -
     stale = select(OpenHoldRow.request_id, OpenHoldRow.key_id).where(~live)
     if keep is not None:
         stale = stale.where(or_(OpenHoldRow.owner.is_(None), OpenHoldRow.owner != keep))
-    async with engine.begin() as connection:
+    # Read apart from the write: on SQLite a transaction that reads first cannot take the write
+    # lock once another process has written meanwhile. The claim below checks staleness again.
+    async with engine.connect() as connection:
         candidates = (await connection.execute(stale.limit(_BATCH))).all()
-        if not candidates:
-            return []
+    if not candidates:
+        return []
+    async with engine.begin() as connection:
         keys = sorted({key for _, key in candidates})
         if connection.dialect.name == "postgresql":
             # The ledger batcher's order: key rows first (sorted), then the open holds.

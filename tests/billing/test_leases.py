@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate.billing.leases import StaleHoldReaper, release_stale, renew_lease
 from imagegate.billing.ledger import Hold, Ledger
+from imagegate.db.engine import create_engine
 from imagegate.db.keys import KeyStore
 from imagegate.db.request_logs import RequestLogRow
 from imagegate.db.tables import LeaseRow, LedgerRow, OpenHoldRow
@@ -181,3 +182,23 @@ async def test_a_process_stalled_past_its_lease_takes_it_anew(engine: AsyncEngin
     await expire(engine, owner)
     assert await release_stale(engine) == []  # nothing held: the expired lease is forgotten
     assert await renew_lease(engine, owner, 30) is True
+
+
+async def test_processes_releasing_at_once_give_each_hold_back_once(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    key, _ = await KeyStore(engine).create("k", quota_usd="1")
+    dead = Ledger(engine)
+    await renew_lease(engine, dead.owner, -1)
+    held = {f"req_{index}" for index in range(30)}
+    for request_id in held:
+        await dead.hold(key.id, request_id, 1_000)
+    other = create_engine(database_url)
+    try:
+        results = await asyncio.gather(release_stale(engine), release_stale(other), release_stale(engine))
+    finally:
+        await other.dispose()
+    released = [hold.request_id for result in results for hold in result]
+    assert sorted(released) == sorted(held)
+    await assert_invariant(dead, key.id, 1_000_000)
+    assert len(await log_rows(engine)) == 30
