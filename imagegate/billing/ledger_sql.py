@@ -129,9 +129,11 @@ class Plan:
     ) -> None:
         for (index, op), ok in zip(holds, taken, strict=True):
             if ok:
-                self.rows.append(self.row(op, "hold", -op.amount))
-                opened = (op.request_id, op.key_id, op.amount, self.owner, op.model, op.endpoint)
-                self.opened.append((*opened, self.time(op.at)))
+                at = self.time(op.at)
+                self.rows.append((op.key_id, op.request_id, "hold", -op.amount, at))
+                self.opened.append(
+                    (op.request_id, op.key_id, op.amount, self.owner, op.model, op.endpoint, at)
+                )
             else:
                 self.outcomes[index] = refusal
 
@@ -227,13 +229,6 @@ class Statements:
         if dialect.name == "postgresql":
             keys: BindParameter[str] = bindparam("keys", expanding=True)
             self.lock = select(key).where(key.in_(keys)).order_by(key).with_for_update()
-
-    @staticmethod
-    def claim_text(count: int) -> str:
-        """The claim with ``count`` positional (qmark) parameters, for the SQLite file writer."""
-        marks = ", ".join("?" * count)
-        table = OpenHoldRow.__tablename__
-        return f"DELETE FROM {table} WHERE request_id IN ({marks}) RETURNING request_id"
 
 
 def _insert(table: Any, dialect: Dialect, columns: tuple[str, ...]) -> str:

@@ -148,11 +148,13 @@ class OpenHoldRow(Base):
 
     __tablename__ = "ledger_holds"
 
+    # No secondary indexes: the table holds only requests in flight, and every hold and settle
+    # would pay to maintain them; the reaper's scans of it are small.
     request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
     amount_micros: Mapped[int] = mapped_column(BigInteger)
     # None: taken before holds had owners; released by the first reaper.
-    owner: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     model: Mapped[str | None] = mapped_column(String(200), nullable=True)
     endpoint: Mapped[str | None] = mapped_column(String(300), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)

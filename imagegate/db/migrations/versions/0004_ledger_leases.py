@@ -54,8 +54,6 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["key_id"], ["api_keys.id"], name=op.f("fk_ledger_holds_key_id_api_keys")),
         sa.PrimaryKeyConstraint("request_id", name=op.f("pk_ledger_holds")),
     )
-    op.create_index(op.f("ix_ledger_holds_key_id"), "ledger_holds", ["key_id"], unique=False)
-    op.create_index(op.f("ix_ledger_holds_owner"), "ledger_holds", ["owner"], unique=False)
     op.execute(_OPEN_HOLDS)
     # Earlier code wrote at most one row of each kind per request, so this cannot conflict.
     op.create_index("uq_ledger_request_id_kind", "ledger", ["request_id", "kind"], unique=True)
@@ -73,7 +71,5 @@ def downgrade() -> None:
         batch.alter_column("input_tokens", existing_type=sa.BigInteger(), type_=sa.Integer())
     op.create_index(op.f("ix_ledger_request_id"), "ledger", ["request_id"], unique=False)
     op.drop_index("uq_ledger_request_id_kind", table_name="ledger")
-    op.drop_index(op.f("ix_ledger_holds_owner"), table_name="ledger_holds")
-    op.drop_index(op.f("ix_ledger_holds_key_id"), table_name="ledger_holds")
     op.drop_table("ledger_holds")
     op.drop_table("ledger_leases")
