@@ -111,8 +111,8 @@ class Meter:
             await self._release()
             raise _malformed(result)
         ledger = self.billing.ledger
-        if self.hold is None or ledger is None:
-            return cost
+        if self.hold is None or ledger is None or not self.hold.recorded:
+            return cost  # nothing held (unlimited key, admin, free model): the cost is for the log
         return await self.billing.shielded(self._charge(ledger, self.hold, cost), 0)
 
     async def close(self) -> None:
