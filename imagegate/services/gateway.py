@@ -36,7 +36,9 @@ from imagegate.services.generation import GenerationPipeline
 from imagegate.services.inputs import InputLoader
 from imagegate.services.routing import ChannelRouter
 from imagegate.settings import ChannelConfig, Settings
-from imagegate.storage.disk import DiskStore
+from imagegate.storage.base import ImageStore
+from imagegate.storage.factory import open_store
+from imagegate.storage.retention import RetentionSweeper
 
 
 class CatalogHolder:
@@ -55,7 +57,7 @@ class Gateway:
     engine: AsyncEngine
     http: HttpClients
     catalogs: CatalogHolder
-    store: DiskStore
+    store: ImageStore
     keys: KeyStore
     auth: Authenticator
     generation: GenerationPipeline
@@ -77,6 +79,8 @@ class Gateway:
     reaper: StaleHoldReaper
     #: Catalogs replaced by `reload_catalog`; requests in flight may still use their providers.
     retired_catalogs: list[Catalog] = field(default_factory=list)
+    #: Deletes images past IMAGEGATE_IMAGE_RETENTION_DAYS, one replica at a time (storage/retention).
+    sweeper: RetentionSweeper | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Gateway:
@@ -87,7 +91,7 @@ class Gateway:
         http = HttpClients.create(settings)
         channels = ChannelStore(engine)
         catalogs = CatalogHolder(Catalog(with_stored_channels(settings, await channels.configs()), http))
-        store = DiskStore(settings.images_dir)
+        store = open_store(settings)
         prices = PriceBook({name: model.price for name, model in settings.models.items()}, engine)
         await prices.load()
         ledger = Ledger(engine)
@@ -102,7 +106,7 @@ class Gateway:
         delivery = Delivery(store, http, settings.resolved_public_url)
         keys = KeyStore(engine)
         limiter = create_limiter(settings)
-        return cls(
+        gateway = cls(
             settings=settings,
             engine=engine,
             http=http,
@@ -123,6 +127,11 @@ class Gateway:
             limiter=limiter,
             reaper=reaper,
         )
+        # --- image retention (storage) ---
+        gateway.sweeper = RetentionSweeper(store, settings, engine)
+        gateway.sweeper.start()
+        # ---
+        return gateway
 
     async def reload_catalog(self) -> Catalog:
         """Rebuild the catalog from the settings plus the stored channels and swap it in.
@@ -141,6 +150,10 @@ class Gateway:
         return self.catalogs.current
 
     async def stop(self) -> None:
+        # --- image retention (storage) ---
+        if self.sweeper is not None:
+            await self.sweeper.stop()
+        # ---
         # Queued request-log rows first: they need the engine, and must survive a clean shutdown.
         await self.request_log.stop()
         await self.billing.drain()
@@ -151,6 +164,7 @@ class Gateway:
             await retired.aclose()
         await self.catalogs.current.aclose()
         await self.http.aclose()
+        await self.store.aclose()
         await self.engine.dispose()
 
 

@@ -2,7 +2,7 @@
 request, 64-bit token counts in the request log.
 
 Revision ID: 0004_ledger_leases
-Revises: 0003_request_logs
+Revises: 0004_response_format
 Create Date: 2025-01-04
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004_ledger_leases"
-down_revision: str | Sequence[str] | None = "0003_request_logs"
+down_revision: str | Sequence[str] | None = "0004_response_format"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
