@@ -3,7 +3,8 @@
 ``database_url`` is an empty database, fresh per test module: a SQLite file, or a
 ``imagegate_test_<hex>`` database created on the PostgreSQL server named by
 ``IMAGEGATE_TEST_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``) and
-dropped afterwards. The PostgreSQL case skips when that server cannot be reached.
+dropped afterwards. The PostgreSQL case skips when that server cannot be reached (fails under
+``CI=true``, where the test command has started it).
 
 ``engine`` is that database migrated to head, emptied again after each test.
 """
@@ -43,7 +44,10 @@ def _create_postgres_database() -> str:
     try:
         asyncio.run(_admin_execute(f'CREATE DATABASE "{name}"'))
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_DSN}: {exc}")
+        message = f"PostgreSQL not reachable at {POSTGRES_ADMIN_DSN}: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)  # CI starts the service: a missing one is a broken run
+        pytest.skip(message)
     return name
 
 
