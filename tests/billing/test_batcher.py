@@ -12,7 +12,7 @@ from sqlalchemy import text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from imagegate.billing.batcher import HoldOp
+from imagegate.billing.batcher import HoldOp, MoveOp
 from imagegate.billing.ledger import Hold, Ledger
 from imagegate.billing.meter import Billing
 from imagegate.billing.prices import PriceBook
@@ -191,3 +191,15 @@ async def test_a_failing_batch_fails_every_future_and_changes_nothing(engine: As
     await assert_invariant(ledger, key.id, 900_000)
     with pytest.raises(RateLimited):
         await ledger.hold(key.id, "req_big", 900_001)
+
+
+async def test_one_hold_closes_once_even_when_asked_twice_in_one_batch(engine: AsyncEngine) -> None:
+    key, _ = await KeyStore(engine).create("k", quota_usd="1")
+    ledger = Ledger(engine)
+    await ledger.hold(key.id, "req_1", 100_000)
+    settle = (("release", 100_000), ("charge", -30_000))
+    first = ledger.batcher.submit_move(MoveOp(key.id, "req_1", 70_000, settle))
+    again = ledger.batcher.submit_move(MoveOp(key.id, "req_1", 100_000, (("release", 100_000),)))
+    assert await asyncio.gather(first, again) == [True, False]
+    assert await kinds(ledger, "req_1") == [("hold", -100_000), ("release", 100_000), ("charge", -30_000)]
+    await assert_invariant(ledger, key.id, 970_000)
