@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from imagegate.billing.leases import StaleHoldReaper
 from imagegate.billing.ledger import Ledger
 from imagegate.billing.meter import Billing
 from imagegate.billing.prices import PriceBook
@@ -74,6 +75,8 @@ class Gateway:
     ledger: Ledger
     billing: Billing
     limiter: RateLimiter
+    #: This process's hold lease, and the release of the holds of dead processes.
+    reaper: StaleHoldReaper
     #: Catalogs replaced by `reload_catalog`; requests in flight may still use their providers.
     retired_catalogs: list[Catalog] = field(default_factory=list)
     #: Deletes images past IMAGEGATE_IMAGE_RETENTION_DAYS, one replica at a time (storage/retention).
@@ -96,6 +99,9 @@ class Gateway:
         routing = ChannelRouter.from_settings(catalogs.current, settings)
         request_log = RequestLogWriter(engine, retention_days=settings.log_retention_days)
         await request_log.start()
+        # Holds: take this process's lease, give back those of dead processes (now and on).
+        reaper = StaleHoldReaper(engine, ledger.owner, lease_s=settings.hold_lease_s)
+        await reaper.start()
         inputs = InputLoader(settings, http.fetcher, store)
         delivery = Delivery(store, http, settings.resolved_public_url)
         keys = KeyStore(engine)
@@ -119,6 +125,7 @@ class Gateway:
             ledger=ledger,
             billing=billing,
             limiter=limiter,
+            reaper=reaper,
         )
         # --- image retention (storage) ---
         gateway.sweeper = RetentionSweeper(store, settings, engine)
@@ -150,6 +157,8 @@ class Gateway:
         # Queued request-log rows first: they need the engine, and must survive a clean shutdown.
         await self.request_log.stop()
         await self.billing.drain()
+        # After the drain: whatever this process still holds becomes anyone's to release.
+        await self.reaper.aclose()
         await self.limiter.aclose()
         for retired in self.retired_catalogs:
             await retired.aclose()
