@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from imagegate import __version__
-from imagegate.api import admin_channels, chat, files, health, images, models
+from imagegate.api import admin_channels, chat, files, health, images, models, tasks
 from imagegate.api.admin import include_admin_api
 from imagegate.api.errors import install_error_handlers
 from imagegate.api.middleware import RequestContextMiddleware
@@ -27,6 +27,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway = await Gateway.start(settings)
         app.state.gateway = gateway
+        await tasks.start_tasks(gateway)
         tune_garbage_collector()
         try:
             yield
@@ -40,6 +41,8 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (images, chat, models, files, health):
         app.include_router(module.router)
     app.include_router(admin_channels.router)
+    app.include_router(tasks.router)
+    app.include_router(tasks.admin)
     include_admin_api(app)
     return app
 

@@ -98,6 +98,19 @@ class Settings(BaseSettings):
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
     #: Request-log rows older than this are deleted (0 keeps them forever).
     log_retention_days: int = Field(default=90, ge=0)
+    #: Async tasks (SPEC §10): how many run at once in each process, how long a runner's claim
+    #: lasts without renewal (a dead runner's tasks are taken over after it), how often idle
+    #: runners look for work, how long ended tasks are kept, and the webhook retry schedule
+    #: (seconds after each failed attempt; about 24 h in all, as Standard Webhooks suggests).
+    task_concurrency: int = Field(default=4, ge=1)
+    task_lease_s: float = Field(default=30.0, gt=0)
+    task_poll_s: float = Field(default=1.0, gt=0)
+    task_ttl_hours: float = Field(default=24.0, gt=0)
+    #: A run longer than this fails (default: every routing attempt at its channel's timeout).
+    task_run_timeout_s: float | None = Field(default=None, gt=0)
+    task_webhook_backoff_s: list[float] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
+    )
     log_level: str = "INFO"
 
     channels: list[ChannelConfig] = Field(default_factory=list)

@@ -25,6 +25,7 @@ from imagegate.db.engine import create_engine
 from imagegate.db.groups import GroupStore
 from imagegate.db.keys import KeyStore
 from imagegate.db.request_logs import RequestLogWriter
+from imagegate.db.tasks import TaskStore
 from imagegate.http import HttpClients
 from imagegate.limits import RateLimiter, create_limiter
 from imagegate.providers.registry import Catalog
@@ -34,6 +35,7 @@ from imagegate.services.delivery import Delivery
 from imagegate.services.generation import GenerationPipeline
 from imagegate.services.inputs import InputLoader
 from imagegate.services.routing import ChannelRouter
+from imagegate.services.tasks import TaskService
 from imagegate.settings import ChannelConfig, Settings
 from imagegate.storage.disk import DiskStore
 
@@ -72,6 +74,9 @@ class Gateway:
     ledger: Ledger
     billing: Billing
     limiter: RateLimiter
+    #: Async tasks (SPEC §10): the queue in the database, and this process's runner and webhook
+    #: sender once `api.tasks.start_tasks` started them.
+    tasks: TaskService
     #: Catalogs replaced by `reload_catalog`; requests in flight may still use their providers.
     retired_catalogs: list[Catalog] = field(default_factory=list)
 
@@ -96,6 +101,8 @@ class Gateway:
         delivery = Delivery(store, http, settings.resolved_public_url)
         keys = KeyStore(engine)
         limiter = create_limiter(settings)
+        generation = GenerationPipeline(catalogs, routing, inputs, billing, delivery)
+        tasks = TaskService(TaskStore(engine), generation, billing, settings)
         return cls(
             settings=settings,
             engine=engine,
@@ -104,7 +111,7 @@ class Gateway:
             store=store,
             keys=keys,
             auth=Authenticator(keys, settings.admin_key, settings.key_cache_ttl_s, limiter),
-            generation=GenerationPipeline(catalogs, routing, inputs, billing, delivery),
+            generation=generation,
             chat=ChatTranslator(catalogs, settings.resolved_public_url),
             started_at=int(time.time()),
             routing=routing,
@@ -115,6 +122,7 @@ class Gateway:
             ledger=ledger,
             billing=billing,
             limiter=limiter,
+            tasks=tasks,
         )
 
     async def reload_catalog(self) -> Catalog:
@@ -134,6 +142,8 @@ class Gateway:
         return self.catalogs.current
 
     async def stop(self) -> None:
+        # Tasks first: running ones go back to the queue (holds kept) while the engine is open.
+        await self.tasks.stop()
         # Queued request-log rows first: they need the engine, and must survive a clean shutdown.
         await self.request_log.stop()
         await self.billing.drain()
