@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate.db.tables import LedgerRow
@@ -128,6 +128,18 @@ class TaskStore:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
 
+    def _picked(self, candidates: Select[Any]) -> ColumnElement[bool]:
+        """``tasks.id`` among the candidate rows, each taken by one claimer only.
+
+        PostgreSQL: a CTE, locked with SKIP LOCKED, joined as ``UPDATE … FROM``. Written as
+        ``id IN (SELECT … LIMIT n)`` the planner may run the subquery again per row and take
+        more than ``n`` rows. SQLite runs the subquery once, inside its single write lock.
+        """
+        if self._postgres:
+            picked = candidates.with_for_update(skip_locked=True).cte("picked")
+            return TaskRow.id == picked.c.id
+        return TaskRow.id.in_(candidates.scalar_subquery())
+
     # -- submit and read --------------------------------------------------------------------------
 
     async def create(self, values: dict[str, Any], inputs: list[TaskInput]) -> None:
@@ -205,11 +217,9 @@ class TaskStore:
             .order_by(TaskRow.created_at, TaskRow.id)
             .limit(limit)
         )
-        if self._postgres:
-            candidates = candidates.with_for_update(skip_locked=True)
         statement = (
             update(TaskRow)
-            .where(TaskRow.id.in_(candidates.scalar_subquery()))
+            .where(self._picked(candidates))
             # Re-checked on the row itself: under READ COMMITTED PostgreSQL re-evaluates the
             # WHERE on the latest row version, so a row changed meanwhile is not taken.
             .where(
@@ -360,11 +370,9 @@ class TaskStore:
             .order_by(TaskRow.webhook_next_at)
             .limit(limit)
         )
-        if self._postgres:
-            due = due.with_for_update(skip_locked=True)
         statement = (
             update(TaskRow)
-            .where(TaskRow.id.in_(due.scalar_subquery()), TaskRow.webhook_next_at <= now)
+            .where(self._picked(due), TaskRow.webhook_next_at <= now)
             .values(webhook_next_at=now + lease_s)
             .returning(
                 TaskRow.id,

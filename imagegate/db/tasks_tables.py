@@ -13,7 +13,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    Float,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -47,11 +47,11 @@ class TaskRow(Base):
     principal: Mapped[dict[str, object]] = mapped_column(JSON)
     #: The ledger hold taken at submit (request id = task id); None: nothing was held.
     hold_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    created_at: Mapped[float] = mapped_column(Float)
-    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    completed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[float] = mapped_column(Double)
+    started_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    completed_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     runner_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lease_until: Mapped[float | None] = mapped_column(Double, nullable=True)
     #: How many times a runner claimed it (a second claim is a reclaim after a runner died).
     claims: Mapped[int] = mapped_column(Integer, server_default="0")
     cancel_requested: Mapped[bool] = mapped_column(Boolean, server_default=false())
@@ -64,7 +64,7 @@ class TaskRow(Base):
     webhook_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     #: The exact body sent on every attempt (signed per attempt with a fresh timestamp).
     webhook_body: Mapped[str | None] = mapped_column(Text, nullable=True)
-    webhook_next_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    webhook_next_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     webhook_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
@@ -88,10 +88,10 @@ class WebhookAttemptRow(Base):
     task_id: Mapped[str] = mapped_column(String(40), index=True)
     webhook_id: Mapped[str] = mapped_column(String(40))
     url: Mapped[str] = mapped_column(String(2000))
-    attempted_at: Mapped[float] = mapped_column(Float)
+    attempted_at: Mapped[float] = mapped_column(Double)
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    duration_ms: Mapped[float] = mapped_column(Float)
+    duration_ms: Mapped[float] = mapped_column(Double)
 
 
 class KeyWebhookRow(Base):
