@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, delete, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from imagegate.db.group_commit import GroupCommit
 from imagegate.db.tables import LedgerRow
 from imagegate.db.tasks_tables import KeyWebhookRow, TaskInputRow, TaskRow, WebhookAttemptRow
 
@@ -127,6 +128,8 @@ class TaskStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        #: Submits, partial counts and ends of many tasks share transactions (group commit).
+        self._writes = GroupCommit(engine)
 
     def _picked(self, candidates: Select[Any]) -> ColumnElement[bool]:
         """``tasks.id`` among the candidate rows, each taken by one claimer only.
@@ -143,13 +146,15 @@ class TaskStore:
     # -- submit and read --------------------------------------------------------------------------
 
     async def create(self, values: dict[str, Any], inputs: list[TaskInput]) -> None:
-        async with self._engine.begin() as connection:
+        async def write(connection: AsyncConnection) -> None:
             await connection.execute(insert(TaskRow).values(**values))
             if inputs:
                 await connection.execute(
                     insert(TaskInputRow),
                     [_input_row(values["id"], position, item) for position, item in enumerate(inputs)],
                 )
+
+        await self._writes.run(write)
 
     async def get(self, task_id: str) -> TaskState | None:
         async with self._engine.connect() as connection:
@@ -261,8 +266,7 @@ class TaskStore:
             .where(TaskRow.id == task_id, TaskRow.runner_id == runner_id, TaskRow.status == "processing")
             .values(partial_images_received=received)
         )
-        async with self._engine.begin() as connection:
-            await connection.execute(statement)
+        await self._writes.run(lambda connection: connection.execute(statement))
 
     async def finish(
         self,
@@ -287,12 +291,15 @@ class TaskStore:
             "lease_until": None,
             **(webhook or {}),
         }
-        async with self._engine.begin() as connection:
+
+        async def write(connection: AsyncConnection) -> bool:
             changed = (await connection.execute(update(TaskRow).where(*conditions).values(**values))).rowcount
             if changed == 1:
                 # Inputs are needed only to run it; an ended task keeps its result alone.
                 await connection.execute(delete(TaskInputRow).where(TaskInputRow.task_id == task_id))
-        return changed == 1
+            return bool(changed == 1)
+
+        return bool(await self._writes.run(write))
 
     async def requeue(self, task_id: str, runner_id: str) -> bool:
         """Give a task back to the queue (this process is shutting down); its hold stays taken."""
