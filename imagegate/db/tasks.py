@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from imagegate.db.group_commit import GroupCommit
+from imagegate.db.group_commit import GroupCommit, Write
 from imagegate.db.tables import LedgerRow
 from imagegate.db.tasks_tables import KeyWebhookRow, TaskInputRow, TaskRow, WebhookAttemptRow
 
@@ -130,6 +130,15 @@ class TaskStore:
         self._postgres = engine.dialect.name == "postgresql"
         #: Submits, partial counts and ends of many tasks share transactions (group commit).
         self._writes = GroupCommit(engine)
+
+    async def _row_write(self, write: Write) -> Any:
+        """A write to one existing task row. SQLite: group-committed (it has one writer anyway).
+        PostgreSQL: its own transaction, as one holding many rows' locks taken in arbitrary order
+        could deadlock with a lease renewal."""
+        if self._postgres:
+            async with self._engine.begin() as connection:
+                return await write(connection)
+        return await self._writes.run(write)
 
     def _picked(self, candidates: Select[Any]) -> ColumnElement[bool]:
         """``tasks.id`` among the candidate rows, each taken by one claimer only.
@@ -250,9 +259,18 @@ class TaskStore:
         """Extend the leases of tasks still ours; returns {id: cancel_requested} for those."""
         if not task_ids:
             return {}
+        ours = select(TaskRow.id).where(
+            TaskRow.id.in_(task_ids), TaskRow.runner_id == runner_id, TaskRow.status == "processing"
+        )
+        if self._postgres:
+            # Row locks in id order: two transactions locking many task rows never deadlock.
+            locked = ours.order_by(TaskRow.id).with_for_update().cte("ours")
+            target: ColumnElement[bool] = TaskRow.id == locked.c.id
+        else:
+            target = TaskRow.id.in_(ours.scalar_subquery())
         statement = (
             update(TaskRow)
-            .where(TaskRow.id.in_(task_ids), TaskRow.runner_id == runner_id, TaskRow.status == "processing")
+            .where(target, TaskRow.runner_id == runner_id, TaskRow.status == "processing")
             .values(lease_until=time.time() + lease_s)
             .returning(TaskRow.id, TaskRow.cancel_requested)
         )
@@ -266,7 +284,7 @@ class TaskStore:
             .where(TaskRow.id == task_id, TaskRow.runner_id == runner_id, TaskRow.status == "processing")
             .values(partial_images_received=received)
         )
-        await self._writes.run(lambda connection: connection.execute(statement))
+        await self._row_write(lambda connection: connection.execute(statement))
 
     async def finish(
         self,
@@ -299,7 +317,7 @@ class TaskStore:
                 await connection.execute(delete(TaskInputRow).where(TaskInputRow.task_id == task_id))
             return bool(changed == 1)
 
-        return bool(await self._writes.run(write))
+        return bool(await self._row_write(write))
 
     async def requeue(self, task_id: str, runner_id: str) -> bool:
         """Give a task back to the queue (this process is shutting down); its hold stays taken."""

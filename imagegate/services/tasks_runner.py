@@ -223,7 +223,8 @@ class TaskRunner:
             await self._release(task)
             await self._end(task, "cancelled")
             return
-        request = request_from_json(task.request, await self.store.inputs(task.id))
+        uploads = any(source.get("stored") for source in task.request.get("sources", []))
+        request = request_from_json(task.request, await self.store.inputs(task.id) if uploads else [])
         principal = principal_from_json(task.principal)
         meter = TaskMeter(self.billing, request, principal)
         if task.hold_micros is not None:
