@@ -26,14 +26,12 @@ class GroupCommit:
         self._engine = engine
         self._batch_size = batch_size
         self._queue: list[tuple[Write, asyncio.Future[Any]]] = []
-        self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
 
     async def run(self, write: Write) -> Any:
         """Apply ``write`` in a shared transaction; returns what it returned once committed."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((write, future))
-        self._wake.set()
         if self._loop_task is None or self._loop_task.done():
             self._loop_task = asyncio.create_task(self._drain(), name="group-commit")
         # Shielded: a caller that goes away must not cancel a write others share.
