@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from imagegate.app import create_app
 from imagegate.billing.ledger import Ledger
 from imagegate.db.tasks import TaskStore
 from imagegate.domain import ImageRequest, Principal
 from imagegate.services.tasks_codec import principal_to_json, request_to_json
-from tests.api.test_tasks import poll_until_ended
+from imagegate.settings import load_settings
+from tests.api.test_tasks import poll_until_ended, submit
 from tests.billing.accounts import DEMO_PRICE, kinds, make_key, money, with_engine
-from tests.conftest import GatewayFactory, LiveGateway
+from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway, ServerThread, free_port
+from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
 QUOTA_MICROS = 1_000_000
 
@@ -95,3 +99,52 @@ def test_a_reclaimed_task_whose_cancel_was_requested_is_cancelled_and_released(g
     assert done["status"] == "cancelled"
     assert kinds(url, "task_cancel00000000000000") == [("hold", -DEMO_PRICE), ("release", DEMO_PRICE)]
     assert money(url, key.id) == (QUOTA_MICROS, QUOTA_MICROS)
+
+
+def test_a_clean_shutdown_puts_running_tasks_back_in_the_queue_with_their_hold(
+    tmp_path: Path, upstream: FakeOpenAIUpstream
+) -> None:
+    settings = load_settings(
+        data_dir=tmp_path / "data",
+        port=free_port(),
+        admin_key=ADMIN_KEY,
+        log_level="WARNING",
+        task_poll_s=0.1,
+        channels=[
+            {
+                "name": "fake-openai",
+                "provider": "openai",
+                "base_url": upstream.base_url,
+                "api_key": upstream.api_key,
+                "models": ["gpt-image-1"],
+                "timeout_s": 20,
+            }
+        ],
+    )
+    url = settings.resolved_database_url
+    first = ServerThread(create_app(settings), settings.port)
+    first.start()
+    gw = LiveGateway(settings=settings, url=f"http://127.0.0.1:{settings.port}")
+    key, secret = make_key(url, quota_usd=Decimal(1))
+    upstream.delay_s = 3
+    task = submit(gw, secret, json={"model": "gpt-image-1", "quality": "low"}).json()
+    deadline = time.monotonic() + 10
+    while len(upstream.requests) < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    first.stop()
+    row = with_engine(url, lambda engine: TaskStore(engine).get(task["id"]))
+    assert row is not None and row.status == "queued" and row.runner_id is None
+    assert [kind for kind, _ in kinds(url, task["id"])] == ["hold"]  # still held for the next run
+
+    upstream.delay_s = 0
+    second = ServerThread(create_app(settings), settings.port)
+    second.start()
+    try:
+        done = poll_until_ended(gw, secret, task["id"])
+    finally:
+        second.stop()
+    assert done["status"] == "completed"
+    assert [kind for kind, _ in kinds(url, task["id"])] == ["hold", "release", "charge"]
+    balance, total = money(url, key.id)
+    assert balance == total
