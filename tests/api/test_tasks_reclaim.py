@@ -148,3 +148,37 @@ def test_a_clean_shutdown_puts_running_tasks_back_in_the_queue_with_their_hold(
     assert [kind for kind, _ in kinds(url, task["id"])] == ["hold", "release", "charge"]
     balance, total = money(url, key.id)
     assert balance == total
+
+
+def test_a_cancel_asked_by_another_process_stops_the_run_and_releases_the_hold(
+    make_gateway: GatewayFactory, upstream: FakeOpenAIUpstream
+) -> None:
+    gw = make_gateway(
+        task_poll_s=0.1,
+        channels=[
+            {
+                "name": "fake-openai",
+                "provider": "openai",
+                "base_url": upstream.base_url,
+                "api_key": upstream.api_key,
+                "models": ["gpt-image-1"],
+                "timeout_s": 20,
+            }
+        ],
+    )
+    url = gw.settings.resolved_database_url
+    key, secret = make_key(url, quota_usd=Decimal(1))
+    upstream.delay_s = 5
+    task = submit(gw, secret, json={"model": "gpt-image-1", "quality": "low"}).json()
+    deadline = time.monotonic() + 10
+    while len(upstream.requests) < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    # What a replica that does not run the task does on POST …/cancel: flag it in the database.
+    assert with_engine(url, lambda engine: TaskStore(engine).request_cancel(task["id"]))
+    started = time.monotonic()
+    done = poll_until_ended(gw, secret, task["id"])
+    assert done["status"] == "cancelled"
+    assert time.monotonic() - started < 3  # seen at the next lease renewal, not after the upstream
+    assert [kind for kind, _ in kinds(url, task["id"])] == ["hold", "release"]
+    assert money(url, key.id) == (QUOTA_MICROS, QUOTA_MICROS)
