@@ -26,6 +26,7 @@ from imagegate.db.engine import create_engine
 from imagegate.db.groups import GroupStore
 from imagegate.db.keys import KeyStore
 from imagegate.db.request_logs import RequestLogWriter
+from imagegate.db.tasks import TaskStore
 from imagegate.http import HttpClients
 from imagegate.limits import RateLimiter, create_limiter
 from imagegate.providers.registry import Catalog
@@ -35,6 +36,7 @@ from imagegate.services.delivery import Delivery
 from imagegate.services.generation import GenerationPipeline
 from imagegate.services.inputs import InputLoader
 from imagegate.services.routing import ChannelRouter
+from imagegate.services.tasks import TaskService
 from imagegate.settings import ChannelConfig, Settings
 from imagegate.storage.base import ImageStore
 from imagegate.storage.factory import open_store
@@ -77,6 +79,9 @@ class Gateway:
     limiter: RateLimiter
     #: This process's hold lease, and the release of the holds of dead processes.
     reaper: StaleHoldReaper
+    #: Async tasks (SPEC §10): the queue in the database, and this process's runner and webhook
+    #: sender once `api.tasks.start_tasks` started them.
+    tasks: TaskService
     #: Catalogs replaced by `reload_catalog`; requests in flight may still use their providers.
     retired_catalogs: list[Catalog] = field(default_factory=list)
     #: Deletes images past IMAGEGATE_IMAGE_RETENTION_DAYS, one replica at a time (storage/retention).
@@ -106,6 +111,8 @@ class Gateway:
         delivery = Delivery(store, http, settings.resolved_public_url)
         keys = KeyStore(engine)
         limiter = create_limiter(settings)
+        generation = GenerationPipeline(catalogs, routing, inputs, billing, delivery)
+        tasks = TaskService(TaskStore(engine), generation, billing, settings)
         gateway = cls(
             settings=settings,
             engine=engine,
@@ -114,7 +121,7 @@ class Gateway:
             store=store,
             keys=keys,
             auth=Authenticator(keys, settings.admin_key, settings.key_cache_ttl_s, limiter),
-            generation=GenerationPipeline(catalogs, routing, inputs, billing, delivery),
+            generation=generation,
             chat=ChatTranslator(catalogs, settings.resolved_public_url),
             started_at=int(time.time()),
             routing=routing,
@@ -126,6 +133,7 @@ class Gateway:
             billing=billing,
             limiter=limiter,
             reaper=reaper,
+            tasks=tasks,
         )
         # --- image retention (storage) ---
         gateway.sweeper = RetentionSweeper(store, settings, engine)
@@ -150,6 +158,8 @@ class Gateway:
         return self.catalogs.current
 
     async def stop(self) -> None:
+        # Tasks first: running ones go back to the queue (holds kept) while the engine is open.
+        await self.tasks.stop()
         # --- image retention (storage) ---
         if self.sweeper is not None:
             await self.sweeper.stop()
