@@ -24,6 +24,7 @@ async def get_metrics(request: Request) -> Response:
         if not who.is_admin:
             raise PermissionDenied("Metrics need an admin key.", code="admin_required")
     _note_channel_states(request)
+    metrics.set_tasks(await gateway(request).tasks.store.status_counts())
     body, content_type = await asyncio.to_thread(metrics.exposition)
     return Response(body, media_type=content_type.split(";")[0], headers={"Content-Type": content_type})
 

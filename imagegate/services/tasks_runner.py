@@ -29,6 +29,7 @@ import time
 from collections.abc import AsyncGenerator
 from typing import Any, Protocol, cast
 
+from imagegate import metrics
 from imagegate.billing.ledger import Hold
 from imagegate.billing.meter import Billing, Meter
 from imagegate.db.request_logs import RequestLogWriter
@@ -281,6 +282,7 @@ class TaskRunner:
             if record.status:
                 record.latency_ms = round((time.perf_counter() - started) * 1000, 1)
                 self.request_log.submit(record, started_at)
+                metrics.observe_record(record)  # no HTTP middleware sees a task's run
 
     async def _fail(self, task: TaskState, error: GatewayError, record: RequestRecord) -> None:
         record.status = error.status
