@@ -12,34 +12,37 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate import __version__
-from imagegate.api import admin_channels, chat, files, health, images, models
+from imagegate.api import chat, files, health, images, models
 from imagegate.api.admin import include_admin_api
 from imagegate.api.auth import Authenticator
 from imagegate.api.errors import install_error_handlers
 from imagegate.api.middleware import RequestContextMiddleware
 from imagegate.billing.ledger import Ledger
 from imagegate.billing.meter import Billing
-from imagegate.billing.prices import PriceBook
+from imagegate.billing.prices import PRICES_VERSION, PriceBook
 from imagegate.db import migrate
 from imagegate.db.channels import ChannelStore
 from imagegate.db.engine import create_engine
 from imagegate.db.groups import GroupStore
 from imagegate.db.keys import KeyStore
 from imagegate.db.request_logs import RequestLogWriter
+from imagegate.db.versions import ConfigVersions, VersionWatcher
 from imagegate.http import HttpClients
 from imagegate.limits import RateLimiter, create_limiter
+from imagegate.providers.pool import ProviderPool
 from imagegate.providers.registry import Catalog
+from imagegate.services.catalog import CatalogService
 from imagegate.services.chat import ChatImageService
 from imagegate.services.images import ImageService
 from imagegate.services.inputs import InputLoader
 from imagegate.services.routing import ChannelRouter
-from imagegate.settings import ChannelConfig, Settings, load_settings
+from imagegate.settings import Settings, load_settings
 from imagegate.storage.disk import DiskStore
 
 
@@ -50,7 +53,6 @@ class Gateway:
     settings: Settings
     engine: AsyncEngine
     http: HttpClients
-    catalog: Catalog
     store: DiskStore
     keys: KeyStore
     auth: Authenticator
@@ -70,8 +72,17 @@ class Gateway:
     ledger: Ledger
     billing: Billing
     limiter: RateLimiter
-    #: Catalogs replaced by `reload_catalog`; requests in flight may still use their providers.
-    retired_catalogs: list[Catalog] = field(default_factory=list)
+    # -- live catalog (providers/catalog engineer; to move with the pipeline's wiring) --------
+    #: The current models and channels, reloaded when the channels config version moves.
+    catalogs: CatalogService
+    #: Watches the config versions (channels, prices) of every process sharing the database.
+    watcher: VersionWatcher
+    versions: ConfigVersions
+
+    @property
+    def catalog(self) -> Catalog:
+        """The current snapshot (read it once per request)."""
+        return self.catalogs.current
 
     @classmethod
     async def start(cls, settings: Settings) -> Gateway:
@@ -80,17 +91,28 @@ class Gateway:
         await asyncio.to_thread(migrate.upgrade, settings.resolved_database_url)
         engine = create_engine(settings.resolved_database_url)
         http = HttpClients.create(settings)
-        channels = ChannelStore(engine)
-        catalog = Catalog(with_stored_channels(settings, await channels.configs()), http)
+        # -- live catalog and config versions (providers/catalog engineer) --------------------
+        versions = ConfigVersions(engine, settings.redis_url)
+        channels = ChannelStore(engine, versions)
+        catalogs = CatalogService(settings, channels, ProviderPool(http))
+        catalog = await catalogs.start()
+        watcher = VersionWatcher(versions)
+        watcher.subscribe(ChannelStore.VERSION, catalogs.on_version, seen=catalog.version)
+        # -------------------------------------------------------------------------------------
         store = DiskStore(settings.images_dir)
         keys = KeyStore(engine)
-        prices = PriceBook({name: model.price for name, model in settings.models.items()}, engine)
+        price_table = {name: model.price for name, model in settings.models.items()}
+        prices = PriceBook(price_table, engine, versions=versions)
         await prices.load()
+        watcher.subscribe(PRICES_VERSION, prices.on_version)  # price writes on any process
+        prices.watched = True
+        await watcher.start()
         ledger = Ledger(engine)
         billing = Billing(prices, ledger)
         limiter = create_limiter(settings)
         images = ImageService(settings, catalog, store, http, billing)
-        routing = images.router = ChannelRouter.from_settings(catalog, settings)
+        catalogs.on_swap(lambda snapshot: setattr(images, "catalog", snapshot))  # live catalog
+        routing = images.router = ChannelRouter.from_settings(catalogs, settings)  # live catalog
         inputs = InputLoader(settings, http.fetcher, store)
         request_log = RequestLogWriter(engine, retention_days=settings.log_retention_days)
         await request_log.start()
@@ -98,7 +120,6 @@ class Gateway:
             settings=settings,
             engine=engine,
             http=http,
-            catalog=catalog,
             store=store,
             keys=keys,
             auth=Authenticator(keys, settings.admin_key, settings.key_cache_ttl_s, limiter),
@@ -114,37 +135,21 @@ class Gateway:
             ledger=ledger,
             billing=billing,
             limiter=limiter,
+            catalogs=catalogs,
+            watcher=watcher,
+            versions=versions,
         )
-
-    async def reload_catalog(self) -> Catalog:
-        """Rebuild the catalog from the settings plus the stored channels and swap it in.
-
-        Raises ValueError (and changes nothing) when the combined channels do not make a valid
-        catalog. Channel health is kept by name, so a channel that did not change keeps its state.
-        """
-        stored = await self.channels.configs()
-        catalog = Catalog(with_stored_channels(self.settings, stored), self.http)
-        self.retired_catalogs.append(self.catalog)
-        self.catalog = self.images.catalog = self.routing.catalog = catalog
-        return catalog
 
     async def stop(self) -> None:
         # Queued request-log rows first: they need the engine, and must survive a clean shutdown.
         await self.request_log.stop()
         await self.billing.drain()
         await self.limiter.aclose()
-        for retired in self.retired_catalogs:
-            await retired.aclose()
-        await self.catalog.aclose()
+        await self.watcher.aclose()  # live catalog: no reload during shutdown
+        await self.catalogs.aclose()
+        await self.versions.aclose()
         await self.http.aclose()
         await self.engine.dispose()
-
-
-def with_stored_channels(settings: Settings, stored: list[ChannelConfig]) -> Settings:
-    """The settings with the database's channels after the config file's."""
-    if not stored:
-        return settings
-    return settings.model_copy(update={"channels": [*settings.channels, *stored]})
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -164,7 +169,6 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     for module in (images, chat, models, files, health):
         app.include_router(module.router)
-    app.include_router(admin_channels.router)
     include_admin_api(app)
     return app
 

@@ -10,6 +10,7 @@
      ├── PayloadTooLarge              413 request_too_large
      ├── RateLimited                  429 rate_limit_exceeded / insufficient_quota
      ├── UpstreamFailed               502 upstream_error
+     │    └── UpstreamMalformed       502 upstream_malformed: an answer no upstream should give
      ├── NoHealthyChannel             503 no_healthy_channel
      └── UpstreamTimeout              504 upstream_timeout
 
@@ -107,6 +108,13 @@ class UpstreamFailed(GatewayError):
     status = 502
     type = "upstream_error"
     code = "upstream_error"
+
+
+class UpstreamMalformed(UpstreamFailed):
+    """The upstream answered, but with values that cannot be true (negative or absurd token counts)."""
+
+    type = "upstream_malformed"
+    code = "upstream_malformed"
 
 
 class NoHealthyChannel(GatewayError):

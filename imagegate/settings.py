@@ -19,14 +19,19 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-ProviderName = Literal["openai", "openai-chat-image", "gemini", "diffusers", "demo"]
-
 
 class ChannelConfig(BaseModel):
-    """One upstream account or local model that serves some public model names."""
+    """One upstream account or local model that serves some public model names.
 
-    name: str
-    provider: ProviderName
+    The one channel schema: the config file's ``[[channels]]``, the database's rows and the admin
+    API's bodies are all this model. ``provider`` names a provider class (its ``name``); the
+    catalog checks it, and the class's capability flags, when it is built.
+    """
+
+    name: str = Field(min_length=1, max_length=200)
+    provider: str = Field(min_length=1, max_length=64)
+    #: A disabled channel serves nothing; its models stay known (503 instead of 404).
+    enabled: bool = True
     base_url: str = ""
     api_key: str = ""
     models: list[str] = Field(default_factory=list)
