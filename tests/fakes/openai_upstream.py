@@ -27,6 +27,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from PIL import Image, ImageDraw
 
+from tests.fakes.leaks import leaky_error
 from tests.fakes.loopback import LoopbackServer
 
 _PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
@@ -104,11 +105,21 @@ class FakeOpenAIUpstream(LoopbackServer):
         self.stream_error: dict[str, Any] | None = None
         #: Put this revised_prompt on each image (dall-e-3 style).
         self.revised_prompt: str | None = None
+        #: Report this ``usage`` instead of plausible counts (malformed-usage tests).
+        self.usage: Any = None
         self._files: dict[str, tuple[bytes, str]] = {}
 
     @property
     def base_url(self) -> str:
         return f"{self.url}/v1"
+
+    def echo_key_in_errors(self, status: int) -> None:
+        """Answer every request with ``status`` and an error quoting the key (message, param, code,
+        nested); a stream that gets through ends with such an error event."""
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        self.fail_status = status
+        self.fail_body = {"error": leaky_error(self.api_key, type_=kind)}
+        self.stream_error = leaky_error(self.api_key)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/images/generations", self._generations)
@@ -194,6 +205,8 @@ class FakeOpenAIUpstream(LoopbackServer):
             "output_tokens": 272 * n,
             "total_tokens": text_tokens + image_tokens + 272 * n,
         }
+        if self.usage is not None:
+            usage = self.usage
         images = [_render(width, height, fmt, transparent, i) for i in range(n)]
         if body.get("stream") in (True, "true") and self.stream_supported:
             partials = range(int(body.get("partial_images") or 0))
