@@ -8,30 +8,41 @@ streaming and non-streaming share one code path.
 Adding a provider is one file in ``imagegate/providers/`` and its test. Defining the class
 registers it under its ``name``: that name is what a channel's ``provider =`` says, and nothing
 else lists it (``imagegate.providers.registry`` finds the module by scanning this package). A
-worked example, an upstream that answers ``POST {base_url}/draw`` with ``{"png": "<base64>"}``::
+worked example, an upstream that answers ``POST {base_url}/draw`` with ``{"png": "<base64>",
+"usage": {...}}`` (``tests/providers/test_base_example.py`` runs it against a fake upstream)::
 
     # imagegate/providers/draw.py
-    class DrawProvider(Provider):
-        name = "draw"            # [[channels]] provider = "draw"
-        can_stream = False       # no partial images: a stream gets only the completed event
-        can_edit = False         # never routed an edit (services/routing.py skips the channel)
-        needs_key = True         # a channel without api_key stops the gateway at start-up
+    from imagegate.domain import GeneratedImage, ImageBlob, ImageResult
+    from imagegate.providers.base import Provider
+    from imagegate.providers.openai import openai_error
+    from imagegate.providers.upstream import UpstreamClient, parse_usage
 
-        def __init__(self, channel: ChannelConfig, http: HttpClients) -> None:
+
+    class DrawProvider(Provider):
+        name = "draw"  # [[channels]] provider = "draw"
+        can_stream = False  # no partial images: a stream gets only the completed event
+        can_edit = False  # never routed an edit (services/routing.py skips the channel)
+        needs_key = True  # a channel without api_key stops the gateway at start-up
+
+        def __init__(self, channel, http):
             super().__init__(channel, http)
             # Base URL, auth header, timeout, error mapping and secret scrubbing, shared.
             self.upstream = UpstreamClient(
-                channel, http, default_base_url="https://draw.example/v1",
-                headers={"Authorization": f"Bearer {channel.api_key}"}, map_error=openai_error,
+                channel,
+                http,
+                default_base_url="https://draw.example/v1",
+                headers={"Authorization": f"Bearer {channel.api_key}"},
+                map_error=openai_error,  # the upstream answers errors in OpenAI's envelope
             )
 
         async def generate(self, request, upstream_model):
-            body = await self.upstream.post_json("/draw", {"prompt": request.prompt})
-            usage = parse_usage(body.get("usage"))      # 502 upstream_malformed on bad numbers
-            yield ImageResult(images=[GeneratedImage(blob=ImageBlob.from_b64(body["png"]))], usage=usage)
+            body = await self.upstream.post_json("/draw", upstream_model, json={"prompt": request.prompt})
+            image = GeneratedImage(blob=ImageBlob.from_b64(body["png"]))
+            # parse_usage: impossible numbers are a 502 upstream_malformed, before any charge.
+            yield ImageResult(images=[image], usage=parse_usage(body.get("usage")))
 
-    # tests/providers/test_draw.py: a fake upstream in tests/fakes/ speaking the wire format,
-    # and a channel ChannelConfig(name="d", provider="draw", base_url=fake.base_url, api_key=...).
+Its test starts a fake upstream from ``tests/fakes/`` that speaks the wire format, and a channel
+``ChannelConfig(name="d", provider="draw", base_url=fake.base_url, api_key=fake.api_key)``.
 
 A provider whose set-up is slow or blocking (loading model weights) does it in :meth:`start`,
 which the provider pool awaits once, in a worker thread where it blocks. Providers raise
