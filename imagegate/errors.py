@@ -12,10 +12,11 @@
      ├── UpstreamFailed               502 upstream_error
      │    └── UpstreamMalformed       502 upstream_malformed: an answer no upstream should give
      ├── NoHealthyChannel             503 no_healthy_channel
+     ├── StorageUnavailable           503 storage_unavailable
      └── UpstreamTimeout              504 upstream_timeout
 
 Errors are raised anywhere and turned into OpenAI's envelope in exactly one place,
-`GatewayError.to_body()`, used by the HTTP error handler (and by the SSE error event).
+`GatewayError.to_body()`, used by the HTTP error handler (and by `api.protocol.sse_error`).
 """
 
 from __future__ import annotations
@@ -121,6 +122,14 @@ class NoHealthyChannel(GatewayError):
     status = 503
     type = "server_error"
     code = "no_healthy_channel"
+
+
+class StorageUnavailable(GatewayError):
+    """The result could not be stored; nothing is charged."""
+
+    status = 503
+    type = "server_error"
+    code = "storage_unavailable"
 
 
 class UpstreamTimeout(GatewayError):

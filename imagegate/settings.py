@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     max_body_mb: float = Field(default=200.0, gt=0)
     max_image_mb: float = Field(default=50.0, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)
+    #: Decoded pixels of all a request's input images together (a 16-image edit of huge PNGs
+    #: would otherwise cost gigabytes of memory and seconds of CPU for a few MB of upload).
+    max_request_pixels: int = Field(default=120_000_000, gt=0)
     fetch_timeout_s: float = Field(default=30.0, gt=0)
     fetch_max_redirects: int = Field(default=3, ge=0)
     key_cache_ttl_s: float = Field(default=1.0, ge=0)

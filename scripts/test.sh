@@ -19,4 +19,5 @@ bash scripts/services.sh
 .venv/bin/ruff check imagegate tests bench
 .venv/bin/ruff format --check imagegate tests bench
 .venv/bin/mypy imagegate
+.venv/bin/lint-imports
 .venv/bin/pytest "$@"

@@ -10,16 +10,19 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from imagegate.api.deps import record_of
 from imagegate.errors import GatewayError, InvalidRequest, NotFound
-from imagegate.observability import note_error
+from imagegate.observability import RequestRecord
 
 logger = logging.getLogger("imagegate.errors")
 
 _HTTP_STATUS_ERRORS: dict[int, type[GatewayError]] = {404: NotFound}
 
 
-def error_response(error: GatewayError) -> Response:
-    note_error(error)
+def error_response(error: GatewayError, record: RequestRecord | None = None) -> Response:
+    """The HTTP answer for ``error``, noted in the request's record."""
+    if record is not None:
+        record.failed(error.type, error.code, error.message)
     return Response(
         orjson.dumps(error.to_body()),
         status_code=error.status,
@@ -30,7 +33,7 @@ def error_response(error: GatewayError) -> Response:
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
-    return error_response(exc)
+    return error_response(exc, record_of(request))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -41,7 +44,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     else:
         message = str(exc.detail)
     return error_response(
-        cls(message, status=exc.status_code, code="http_error" if cls is GatewayError else None)
+        cls(message, status=exc.status_code, code="http_error" if cls is GatewayError else None),
+        record_of(request),
     )
 
 
@@ -50,13 +54,16 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     first = exc.errors()[0] if exc.errors() else {}
     loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
     return error_response(
-        InvalidRequest(f"Invalid request: {first.get('msg', 'invalid')}.", param=".".join(loc) or None)
+        InvalidRequest(f"Invalid request: {first.get('msg', 'invalid')}.", param=".".join(loc) or None),
+        record_of(request),
     )
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(GatewayError("The gateway hit an internal error; the request was not completed."))
+    return error_response(
+        GatewayError("The gateway hit an internal error; the request was not completed."), record_of(request)
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

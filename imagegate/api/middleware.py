@@ -14,9 +14,11 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from imagegate.api.deps import RECORD_SCOPE_KEY
 from imagegate.api.errors import error_response
+from imagegate.domain import new_request_id
 from imagegate.errors import PayloadTooLarge
-from imagegate.observability import RequestRecord, access_logger, new_request_id, start_record
+from imagegate.observability import RequestRecord, access_logger
 
 # Only API calls go to the request log: health probes, hosted files and the admin API itself
 # would drown the rows that cost money.
@@ -44,7 +46,7 @@ class RequestContextMiddleware:
         client = scope.get("client")
         if client:
             record.client_ip = client[0]
-        start_record(record)
+        scope[RECORD_SCOPE_KEY] = record
         request_id_header = (b"x-request-id", record.request_id.encode())
 
         async def send_with_id(message: Message) -> None:
@@ -57,7 +59,7 @@ class RequestContextMiddleware:
 
         try:
             if self._declared_length(scope) > self.max_body_bytes:
-                await self._too_large(scope, receive, send_with_id)
+                await self._too_large(scope, receive, send_with_id, record)
                 return
             await self.app(scope, self._limited(receive), send_with_id)
         except BaseException as exc:
@@ -103,6 +105,6 @@ class RequestContextMiddleware:
     def _message(self) -> str:
         return f"The request body is larger than the limit of {self.max_body_bytes / 1024 / 1024:g} MB."
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(PayloadTooLarge(self._message()))
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, record: RequestRecord) -> None:
+        response = error_response(PayloadTooLarge(self._message()), record)
         await response(scope, receive, send)

@@ -32,20 +32,18 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate.billing.batcher import HoldOp, LedgerBatcher, MoveOp
 from imagegate.billing.ledger_sql import RowKind
-from imagegate.billing.money import format_usd
 from imagegate.db.tables import ApiKeyRow, LedgerRow
 from imagegate.errors import RateLimited
+from imagegate.money import format_usd
 
 logger = logging.getLogger("imagegate.billing")
 
-Kind = Literal["grant", "hold", "release", "charge"]
 #: Waiting does not bring quota back (only finishing requests might), so clients are told to
 #: back off for a while, and the OpenAI SDKs not to retry on their own.
 QUOTA_RETRY_AFTER_S = 60
@@ -212,18 +210,3 @@ _ENTRY_COLUMNS = (
     LedgerRow.amount_micros,
     LedgerRow.created_at,
 )
-
-
-async def record(
-    connection: AsyncConnection, key_id: str, request_id: str | None, kind: Kind, amount: int
-) -> None:
-    """Append a ledger row; the caller moves the balance by ``amount`` in the same transaction."""
-    await connection.execute(
-        insert(LedgerRow).values(
-            key_id=key_id,
-            request_id=request_id,
-            kind=kind,
-            amount_micros=amount,
-            created_at=datetime.now(UTC),
-        )
-    )

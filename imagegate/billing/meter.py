@@ -1,6 +1,6 @@
 """The billing of one request: hold its maximum, then settle what the upstream delivered, or release.
 
-    meter = await Billing(prices, ledger).open(request, principal)   # 429 insufficient_quota if short
+    meter = await Billing(prices, ledger).open(request, principal, request_id)   # 429 if short
     try:
         ... run the upstream until its ImageResult ...
         await meter.settle(result)          # the upstream finished: charged, whatever the client does
@@ -21,10 +21,8 @@ from collections.abc import Awaitable
 from typing import Any
 
 from imagegate.billing.ledger import Hold, Ledger
-from imagegate.billing.money import format_usd
 from imagegate.billing.prices import PriceBook
 from imagegate.domain import ImageRequest, ImageResult, Principal
-from imagegate.observability import current_record, new_request_id, note
 
 logger = logging.getLogger("imagegate.billing")
 
@@ -36,13 +34,12 @@ class Billing:
         self.prices = prices
         self.ledger = ledger
 
-    async def open(self, request: ImageRequest, principal: Principal) -> Meter:
+    async def open(self, request: ImageRequest, principal: Principal, request_id: str) -> Meter:
+        """Hold the request's maximum cost under ``request_id`` (429 insufficient_quota if short)."""
         await self.prices.refresh()
         meter = Meter(self, request, principal)
         if principal.billed and not principal.is_admin and self.ledger is not None:
             amount = self.prices.max_cost(request, principal.price_multiplier)
-            record = current_record()
-            request_id = record.request_id if record is not None else new_request_id()
             meter.hold = await self.ledger.hold(principal.key_id, request_id, amount)
         return meter
 
@@ -80,12 +77,6 @@ class Meter:
         self.done = True
         cost = self.billing.prices.actual_cost(
             self.request, result, len(result.images), self.principal.price_multiplier
-        )
-        usage = result.usage
-        note(
-            cost_usd=format_usd(cost),
-            input_tokens=usage.input_tokens if usage is not None else None,
-            output_tokens=usage.output_tokens if usage is not None else None,
         )
         if self.hold is not None and self.billing.ledger is not None:
             await self.billing.shielded(self.billing.ledger.settle(self.hold, cost))

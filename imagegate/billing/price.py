@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from imagegate.billing.money import to_decimal
+from imagegate.money import to_decimal
 
 TOKEN_FIELDS = ("text_in", "image_in", "image_out")
 QUALITIES = ("low", "medium", "high", "standard", "hd", "auto")

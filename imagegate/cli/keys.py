@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from imagegate.billing.money import format_usd
 from imagegate.cli.common import CliError, add_config_option, run_with_engine
 from imagegate.db.keys import ApiKey, KeyStore
+from imagegate.money import format_usd
 
 T = TypeVar("T")
 

@@ -19,8 +19,8 @@ from sqlalchemy import Row, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from imagegate.billing.money import to_decimal
 from imagegate.db.tables import ApiKeyRow, GroupRow
+from imagegate.money import to_decimal
 
 MAX_NAME_LENGTH = 200
 MAX_MULTIPLIER = Decimal(1000)

@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from imagegate.billing.money import from_micros
 from imagegate.db.groups import Group
+from imagegate.money import from_micros
 
 MAX_ALLOWLIST_ENTRIES = 100
 

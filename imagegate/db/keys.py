@@ -28,8 +28,6 @@ from typing import Any
 from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from imagegate.billing.ledger import record
-from imagegate.billing.money import to_micros
 from imagegate.db.groups import check_name, check_rpm, normalize_models, resolve_group_id
 from imagegate.db.key_values import (
     ApiKey,
@@ -37,7 +35,9 @@ from imagegate.db.key_values import (
     normalize_allowlist,
     to_domain,
 )
+from imagegate.db.ledger_rows import record
 from imagegate.db.tables import ApiKeyRow, GroupRow
+from imagegate.money import to_micros
 
 SECRET_PREFIX = "sk-"
 DISPLAY_PREFIX_LENGTH = 7  # "sk-" and four characters: enough to tell keys apart, useless to guess

@@ -40,8 +40,8 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
-from imagegate.billing.money import to_micros
 from imagegate.db.tables import Base, UtcDateTime
+from imagegate.money import to_micros
 from imagegate.observability import RequestRecord
 
 logger = logging.getLogger("imagegate.request_log")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 from imagegate.db.channels import ChannelStore
 from imagegate.providers.pool import ProviderPool
@@ -28,8 +27,6 @@ from imagegate.settings import ChannelConfig, Settings
 
 logger = logging.getLogger("imagegate.catalog")
 
-Listener = Callable[[Catalog], None]
-
 
 class CatalogService:
     def __init__(self, settings: Settings, store: ChannelStore, pool: ProviderPool) -> None:
@@ -37,7 +34,6 @@ class CatalogService:
         self.store = store
         self.pool = pool
         self._current: Catalog | None = None
-        self._listeners: list[Listener] = []
         self._lock = asyncio.Lock()
 
     @property
@@ -46,9 +42,9 @@ class CatalogService:
             raise RuntimeError("the catalog service has not started")
         return self._current
 
-    def on_swap(self, listener: Listener) -> None:
-        """Call ``listener(catalog)`` after each new snapshot is swapped in."""
-        self._listeners.append(listener)
+    def __call__(self) -> Catalog:
+        """The current snapshot (services take the catalog as a ``Callable[[], Catalog]``)."""
+        return self.current
 
     async def start(self) -> Catalog:
         return await self.reload()
@@ -65,8 +61,6 @@ class CatalogService:
             stored = await self.store.configs()
             catalog = await self.pool.catalog(self.settings, stored, version=version)
             self._current = catalog
-        for listener in self._listeners:
-            listener(catalog)
         logger.info("catalog version %d: %d channels", version, len(catalog.channels))
         return catalog
 

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from imagegate.app import Gateway, create_app
+from imagegate.app import create_app
+from imagegate.services.gateway import Gateway
 from imagegate.settings import load_settings
 from tests.admin.helpers import admin
 from tests.conftest import ADMIN_KEY, LiveGateway, ServerThread, free_port

@@ -21,7 +21,7 @@ import pytest
 import requests
 from sqlalchemy.engine import make_url
 
-from imagegate.billing.money import format_usd
+from imagegate.money import format_usd
 from tests.billing.accounts import DEMO_PRICE, entries, make_key, money
 from tests.conftest import ADMIN_KEY, free_port
 from tests.db.conftest import POSTGRES_ADMIN_DSN, _create_postgres_database, _drop_postgres_database

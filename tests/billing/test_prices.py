@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from imagegate.billing.money import format_usd, to_micros
 from imagegate.billing.price import parse_price
 from imagegate.billing.prices import PriceBook
 from imagegate.domain import GeneratedImage, ImageRequest, ImageResult, InputImage, Usage
+from imagegate.money import format_usd, to_micros
 
 
 def request(model: str = "gpt-image-1", **fields: Any) -> ImageRequest:

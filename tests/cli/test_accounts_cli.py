@@ -15,7 +15,8 @@ from imagegate.db.engine import create_engine
 from imagegate.db.key_values import ApiKey
 from imagegate.db.keys import KeyStore
 from imagegate.db.request_logs import RequestLogWriter
-from imagegate.observability import RequestRecord, new_request_id
+from imagegate.domain import new_request_id
+from imagegate.observability import RequestRecord
 from imagegate.settings import load_settings
 
 

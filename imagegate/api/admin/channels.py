@@ -34,7 +34,7 @@ from imagegate.services.channel_check import check_channel
 from imagegate.settings import ChannelConfig
 
 if TYPE_CHECKING:
-    from imagegate.app import Gateway
+    from imagegate.services.gateway import Gateway
 
 router = admin_router(tags=["channels"])
 

@@ -17,9 +17,9 @@ from starlette.requests import Request
 
 from imagegate.api.admin.deps import admin_router, invalid, not_found
 from imagegate.api.deps import gateway
-from imagegate.billing.money import format_usd
 from imagegate.db.key_values import ApiKey
 from imagegate.db.keys import KeyStore
+from imagegate.money import format_usd
 
 router = admin_router(tags=["keys"])
 

@@ -16,7 +16,6 @@ from imagegate.db.keys import KeyStore, hash_key
 from imagegate.domain import Principal
 from imagegate.errors import AuthenticationFailed, PermissionDenied
 from imagegate.limits import RateLimiter, enforce
-from imagegate.observability import current_record, note
 
 ADMIN = Principal(key_id="admin", name="admin", is_admin=True)
 _CACHE_LIMIT = 10_000
@@ -42,7 +41,7 @@ class Authenticator:
         self._cache: dict[str, _Entry] = {}
 
     async def authenticate(self, authorization: str | None, client_ip: str | None = None) -> Principal:
-        """The caller's principal; ``client_ip`` defaults to the current request record's."""
+        """The caller's principal; ``client_ip`` is checked against the key's allowlist."""
         secret = _bearer_token(authorization)
         if self.admin_key and hmac.compare_digest(secret.encode(), self.admin_key):
             return ADMIN
@@ -55,17 +54,11 @@ class Authenticator:
             raise AuthenticationFailed(
                 f"This API key expired at {key.expires_at.isoformat()}.", code="api_key_expired"
             )
-        if key.ip_allowlist is not None:
-            if client_ip is None:
-                record = current_record()
-                client_ip = record.client_ip if record is not None else None
-            if not key.allows_ip(client_ip):
-                raise PermissionDenied(
-                    f"This API key may not be used from the address {client_ip or 'unknown'}.",
-                    code="ip_not_allowed",
-                )
-        if principal.group is not None:
-            note(group=principal.group)
+        if key.ip_allowlist is not None and not key.allows_ip(client_ip):
+            raise PermissionDenied(
+                f"This API key may not be used from the address {client_ip or 'unknown'}.",
+                code="ip_not_allowed",
+            )
         if self.limiter is not None:
             await enforce(self.limiter, principal.key_id, principal.rpm)
         return principal
