@@ -56,6 +56,9 @@ def test_one_channel_change_reuses_every_unchanged_provider(served: tuple[LiveGa
     gateway, app = served
     start = providers(app)
     assert set(start) == {"file-a", "file-b"}
+    # The fake providers serve real requests (no HTTP behind them).
+    made = gateway.client().images.generate(model="m", prompt="a kite", response_format="b64_json")
+    assert made.data and sum(len(p.calls) for p in start.values()) == 1
     with admin(gateway) as client:
         assert client.post("/channels", json=body("db-c")).status_code == 201
         added = providers(app)
