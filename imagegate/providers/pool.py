@@ -4,8 +4,10 @@ A channel change (through the admin API, on this process or another) builds a ne
 snapshot; :class:`ProviderPool` hands it the providers of every channel whose provider-relevant
 config did not change (the same instance, so a local model is never loaded twice and an
 upstream's state survives), builds the new ones off the event loop, and closes the providers of
-channels that are gone or changed. Routing fields (models, priority, weight, concurrency,
-``enabled`` excepted) are read from the snapshot's config, so changing them reuses the provider.
+channels that are gone, disabled or changed (at once, after the swap: a replaced local model's
+memory is freed; remote providers hold nothing to close). Routing fields (models,
+model_map, priority, weight, max_concurrency) are read from the snapshot's config on each
+request, so changing them keeps the provider.
 
     pool = ProviderPool(http)
     catalog = await pool.catalog(settings, stored_channels, version=7)
