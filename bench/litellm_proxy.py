@@ -44,7 +44,9 @@ def config_yaml(upstream_port: int, models: list[str], master_key: str) -> str:
             f"      api_base: http://{LOOPBACK}:{upstream_port}/v1",
             "      api_key: bench",
         ]
-    lines += ["general_settings:", f"  master_key: {master_key}", "litellm_settings:", "  set_verbose: false"]
+    # drop_params: LiteLLM refuses response_format for model names it does not know otherwise; the
+    # fake upstream answers base64 either way.
+    lines += ["general_settings:", f"  master_key: {master_key}", "litellm_settings:", "  drop_params: true"]
     return "\n".join(lines) + "\n"
 
 

@@ -13,10 +13,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from imagegate import __version__
-from imagegate.api import chat, files, health, images, models
+from imagegate import __version__, tracing
+from imagegate.api import chat, files, health, images, metrics, models
 from imagegate.api.admin import include_admin_api
 from imagegate.api.errors import install_error_handlers
+from imagegate.api.metrics_middleware import MetricsMiddleware
 from imagegate.api.middleware import RequestContextMiddleware
 from imagegate.services.gateway import Gateway
 from imagegate.settings import Settings, load_settings
@@ -34,10 +35,12 @@ def create_app(settings: Settings) -> FastAPI:
             await gateway.stop()
 
     configure_logging(settings)
+    tracing.setup()  # OpenTelemetry, only with the `otel` extra and OTEL_EXPORTER_OTLP_ENDPOINT
     app = FastAPI(title="imagegate", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=int(settings.max_body_mb * 1024 * 1024))
+    app.add_middleware(MetricsMiddleware)  # outermost: its timings include the request-context work
     install_error_handlers(app)
-    for module in (images, chat, models, files, health):
+    for module in (images, chat, models, files, health, metrics):
         app.include_router(module.router)
     include_admin_api(app)
     return app

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 ImageFormat = Literal["png", "jpeg", "webp"]
 Operation = Literal["generate", "edit"]
+ResponseFormat = Literal["url", "b64_json"]
 
 _SIGNATURES: tuple[tuple[bytes, int, ImageFormat], ...] = (
     (b"\x89PNG\r\n\x1a\n", 0, "png"),
@@ -282,6 +283,8 @@ class Principal:
     rpm: int | None = None
     #: Whether requests hold and charge quota; False for unlimited keys and the admin key.
     billed: bool = False
+    #: The response format of requests that do not say (the key's, else its group's); None: config's.
+    response_format: ResponseFormat | None = None
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models

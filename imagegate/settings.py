@@ -64,6 +64,8 @@ class ModelConfig(BaseModel):
     sizes: Literal["custom", "any"] | list[str] | None = None
     max_n: int | None = Field(default=None, ge=1, le=10)
     price: dict[str, Any] | None = None
+    #: A size outside ``sizes``: "strict" answers 400, "nearest" makes the nearest allowed size.
+    size_policy: Literal["strict", "nearest"] = "strict"
 
     @model_validator(mode="after")
     def _chat_models_need_an_image_model(self) -> ModelConfig:
@@ -104,6 +106,20 @@ class Settings(BaseSettings):
     #: Request-log rows older than this are deleted (0 keeps them forever).
     log_retention_days: int = Field(default=90, ge=0)
     log_level: str = "INFO"
+    #: Where images live: ``file:///path`` (default: DATA_DIR/images) or ``s3://bucket/prefix``.
+    storage_url: str = ""
+    #: An S3-compatible endpoint (MinIO, R2…); empty means AWS itself. Keys come from AWS_*.
+    s3_endpoint: str = ""
+    #: How image URLs are made: served by the gateway, a public base + key, or presigned links.
+    storage_urls: Literal["gateway", "public", "presigned"] = "gateway"
+    storage_public_url: str = ""
+    presign_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    #: Images older than this many days are deleted (0 keeps them forever).
+    image_retention_days: int = Field(default=0, ge=0)
+    #: How often `serve` looks for images past retention.
+    storage_gc_interval_s: float = Field(default=3600.0, gt=0)
+    #: Serve /metrics without the admin key (for a scraper on a private network).
+    metrics_public: bool = False
 
     channels: list[ChannelConfig] = Field(default_factory=list)
     models: dict[str, ModelConfig] = Field(default_factory=dict)

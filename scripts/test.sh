@@ -16,6 +16,13 @@ python3 -m venv .venv
 # absent, those tests skip.
 bash scripts/services.sh
 
+# s3rver (npm), the S3 test server that checks presigned links' signatures and expiry.
+if command -v npm >/dev/null 2>&1; then
+  npm install --silent --no-audit --no-fund --prefix tests/storage/s3rver
+else
+  echo "test.sh: npm not found; the presigned-expiry test will skip"
+fi
+
 .venv/bin/ruff check imagegate tests bench
 .venv/bin/ruff format --check imagegate tests bench
 .venv/bin/mypy imagegate

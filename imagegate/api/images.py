@@ -11,7 +11,7 @@ from imagegate.api.multipart import read_multipart
 from imagegate.api.protocol import images_response, parse_generation, parse_json_edit, parse_multipart_edit
 from imagegate.api.responses import JSONPartsResponse
 from imagegate.api.streaming import image_event_stream
-from imagegate.domain import ImageRequest, Principal
+from imagegate.domain import ImageRequest, Principal, ResponseFormat
 from imagegate.errors import InvalidRequest
 
 router = APIRouter()
@@ -19,13 +19,13 @@ router = APIRouter()
 
 async def create_image(request: Request) -> Response:
     who = await principal(request)
-    image_request = parse_generation(await request.body(), gateway(request).settings.response_format)
+    image_request = parse_generation(await request.body(), default_response_format(request, who))
     return await _respond(request, image_request, who)
 
 
 async def edit_image(request: Request) -> Response:
     who = await principal(request)
-    default_format = gateway(request).settings.response_format
+    default_format = default_response_format(request, who)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         fields, images, mask = await read_multipart(request)
@@ -39,6 +39,11 @@ async def edit_image(request: Request) -> Response:
             code="invalid_content_type",
         )
     return await _respond(request, image_request, who)
+
+
+def default_response_format(request: Request, who: Principal) -> ResponseFormat:
+    """For a request that does not say: the key's default, else its group's, else the config's."""
+    return who.response_format or gateway(request).settings.response_format
 
 
 async def _respond(request: Request, image_request: ImageRequest, who: Principal) -> Response:

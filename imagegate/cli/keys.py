@@ -34,6 +34,11 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     create.add_argument("--quota-usd", metavar="X", help="spending limit in USD (default: unlimited)")
     create.add_argument("--rpm", type=int, metavar="N", help="requests per minute (default: the group's)")
     create.add_argument(
+        "--response-format",
+        choices=["url", "b64_json"],
+        help="for its requests that do not say (default: the group's, else the gateway's)",
+    )
+    create.add_argument(
         "--expires", metavar="WHEN", help="expiry: a date (2027-01-01), a UTC time, or from now (30d, 12h)"
     )
     add_config_option(create)
@@ -62,6 +67,7 @@ def create_command(args: argparse.Namespace) -> int:
                 quota_usd=args.quota_usd,
                 rpm=args.rpm,
                 expires_at=expires_at,
+                response_format=args.response_format,
             ),
         )
     except ValueError as exc:
@@ -158,6 +164,8 @@ def _limits_text(key: ApiKey) -> str:
         parts.append(f"{key.rpm} requests/min")
     if key.expires_at is not None:
         parts.append(f"expires {_timestamp(key.expires_at)}")
+    if key.response_format is not None:
+        parts.append(f"response_format {key.response_format}")
     return ", " + ", ".join(parts)
 
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from imagegate import __version__
-from imagegate.cli import channels, db, groups, keys, serve, usage
+from imagegate.cli import channels, db, groups, keys, serve, storage, usage
 from imagegate.cli.client import chat as client_chat
 from imagegate.cli.client import edit as client_edit
 from imagegate.cli.client import generate as client_generate
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     channels.add_parser(subparsers)
     groups.add_parser(subparsers)
     usage.add_parser(subparsers)
+    storage.add_parser(subparsers)
     # Client commands: they talk to a running gateway over HTTP.
     client_generate.add_parser(subparsers)
     client_edit.add_parser(subparsers)

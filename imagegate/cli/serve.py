@@ -10,6 +10,7 @@ import argparse
 import os
 from typing import Any
 
+from imagegate.cli import metrics_dir
 from imagegate.cli.common import add_config_option, settings_from
 from imagegate.db import migrate
 from imagegate.db.engine import create_engine
@@ -33,6 +34,7 @@ def serve_command(args: argparse.Namespace) -> int:
     import uvicorn  # only this command needs it; keeps `imagegate keys …` quick to start
 
     _export_options(args)
+    metrics_dir.prepare(args.workers)  # before any worker imports prometheus_client
     settings = settings_from(args)
     secret = bootstrap(settings)
     if secret is not None:

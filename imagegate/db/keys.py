@@ -28,7 +28,13 @@ from typing import Any
 from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from imagegate.db.groups import check_name, check_rpm, normalize_models, resolve_group_id
+from imagegate.db.groups import (
+    check_name,
+    check_response_format,
+    check_rpm,
+    normalize_models,
+    resolve_group_id,
+)
 from imagegate.db.key_values import (
     ApiKey,
     check_expiry,
@@ -47,6 +53,7 @@ MAX_SECRET_LENGTH = 256
 
 UPDATABLE = frozenset(
     {"name", "enabled", "quota_usd", "add_quota_usd", "models", "rpm", "expires_at", "ip_allowlist", "group"}
+    | {"response_format"}
 )
 
 
@@ -72,6 +79,7 @@ class KeyStore:
         rpm: int | None = None,
         expires_at: datetime | None = None,
         ip_allowlist: builtins.list[str] | None = None,
+        response_format: str | None = None,
     ) -> tuple[ApiKey, str]:
         """Store a new key; returns it with its secret, which cannot be recovered later.
 
@@ -95,6 +103,7 @@ class KeyStore:
             "rpm": check_rpm(rpm),
             "ip_allowlist": normalize_allowlist(ip_allowlist),
             "enabled": True,
+            "response_format": check_response_format(response_format),
         }
         async with self._engine.begin() as connection:
             values["group_id"] = None if group is None else await resolve_group_id(connection, group)
@@ -121,7 +130,8 @@ class KeyStore:
         """Change a key; returns it, or None when there is no such key.
 
         Fields: ``name``, ``enabled``, ``models``, ``rpm``, ``expires_at``, ``ip_allowlist``,
-        ``group`` (name or id; None leaves the group) — None clears a restriction — and money:
+        ``group`` (name or id; None leaves the group), ``response_format`` (None: the group's) —
+        None clears a restriction — and money:
         ``quota_usd`` sets the total quota (the balance moves by the difference, never below
         zero; None makes the key unlimited) and ``add_quota_usd`` tops a limited key up.
         Quota changes are ledger grants, written in the same transaction as the balance.
@@ -190,12 +200,14 @@ def _select() -> Select[*tuple[Any, ...]]:
         ApiKeyRow.rpm,
         ApiKeyRow.ip_allowlist,
         ApiKeyRow.enabled,
+        ApiKeyRow.response_format,
         GroupRow.id.label("group_id"),
         GroupRow.name.label("group_name"),
         GroupRow.price_multiplier.label("group_price_multiplier"),
         GroupRow.models.label("group_models"),
         GroupRow.rpm.label("group_rpm"),
         GroupRow.created_at.label("group_created_at"),
+        GroupRow.response_format.label("group_response_format"),
     ).select_from(ApiKeyRow.__table__.outerjoin(GroupRow.__table__, ApiKeyRow.group_id == GroupRow.id))
 
 
@@ -229,6 +241,8 @@ def _plain_values(fields: dict[str, Any]) -> dict[str, Any]:
         values["expires_at"] = check_expiry(fields["expires_at"])
     if "ip_allowlist" in fields:
         values["ip_allowlist"] = normalize_allowlist(fields["ip_allowlist"])
+    if "response_format" in fields:
+        values["response_format"] = check_response_format(fields["response_format"])
     return values
 
 

@@ -90,6 +90,8 @@ class GroupRow(Base):
     models: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # "url" or "b64_json": what the group's keys get when a request does not say (None: config's).
+    response_format: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class ApiKeyRow(Base):
@@ -116,6 +118,8 @@ class ApiKeyRow(Base):
     rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
     ip_allowlist: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    # The key's default response format (None: its group's, else config's).
+    response_format: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
     __table_args__ = (CheckConstraint("balance_micros >= 0", name="balance_not_negative"),)
 

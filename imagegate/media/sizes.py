@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Literal
 
@@ -81,3 +82,86 @@ def check_size(size: str, rule: SizeRule, *, model: str, param: str = "size") ->
             f"Invalid size '{size}' for model '{model}'. Allowed sizes: {', '.join(rule)}.", param=param
         )
     return size
+
+
+def nearest_size(size: str, rule: SizeRule) -> str:
+    """The size ``rule`` allows that is nearest to ``size`` (``size`` itself when allowed).
+
+    For models with ``size_policy = "nearest"``: clients such as Open WebUI send one fixed size
+    (``512x512``) whatever the model. Nearest keeps the orientation (landscape, portrait or
+    square) and comes closest in area, then in aspect ratio; under ``custom`` the asked shape is
+    scaled into the rule's limits and its sides moved to the nearest valid multiples of 16.
+    ``auto`` where a list lacks it becomes the list's first size; ``any`` changes nothing. A
+    size that is not ``auto`` or ``WxH`` is still refused.
+
+        nearest_size("512x512", ["1024x1024", "1536x1024", "1024x1536"])  # "1024x1024"
+        nearest_size("512x512", "custom")                                   # "816x816"
+    """
+    dims = parse_size(size)
+    if rule == "any":
+        return size
+    if rule == "custom":
+        if dims is None or custom_size_violation(*dims) is None:
+            return size
+        width, height = _nearest_custom(*dims)
+        return f"{width}x{height}"
+    if size in rule:
+        return size
+    listed = [(entry, parsed) for entry in rule if (parsed := _dims_or_none(entry)) is not None]
+    if not listed:
+        return rule[0] if rule else size
+    if dims is None:
+        return listed[0][0]
+    same = [item for item in listed if _orientation(*item[1]) == _orientation(*dims)] or listed
+    return min(same, key=lambda item: _distance(item[1], dims))[0]
+
+
+def _dims_or_none(size: str) -> tuple[int, int] | None:
+    try:
+        return parse_size(size)
+    except InvalidRequest:
+        return None
+
+
+def _orientation(width: int, height: int) -> int:
+    return (width > height) - (width < height)
+
+
+def _distance(candidate: tuple[int, int], wanted: tuple[int, int]) -> tuple[int, float]:
+    ratio = abs(math.log(candidate[0] / candidate[1]) - math.log(wanted[0] / wanted[1]))
+    return abs(candidate[0] * candidate[1] - wanted[0] * wanted[1]), ratio
+
+
+def _nearest_custom(width: int, height: int) -> tuple[int, int]:
+    """The valid custom size nearest to ``width`` x ``height`` (which breaks the rule)."""
+    wanted = (max(width, 1), max(height, 1))
+    # The ideal shape: the asked ratio (at most 3:1) at the nearest allowed area, its long side
+    # capped; then the multiples of 16 around it, of which the valid ones compete.
+    ratio = min(max(wanted) / min(wanted), CUSTOM_MAX_RATIO)
+    area = min(max(wanted[0] * wanted[1], CUSTOM_MIN_PIXELS), CUSTOM_MAX_PIXELS)
+    short = math.sqrt(area / ratio)
+    long = min(short * ratio, CUSTOM_MAX_SIDE)
+    short = area / long
+    ideal = (long, short) if wanted[0] >= wanted[1] else (short, long)
+    orientation = _orientation(*wanted)
+    candidates = []
+    for long_side in _multiples_near(long):
+        for short_side in _multiples_near(short):
+            size = (long_side, short_side) if orientation >= 0 else (short_side, long_side)
+            if _orientation(*size) == orientation and custom_size_violation(*size) is None:
+                candidates.append(size)
+    if not candidates:  # not expected; a full search keeps the answer right regardless
+        sides = range(CUSTOM_MULTIPLE, CUSTOM_MAX_SIDE + 1, CUSTOM_MULTIPLE)
+        candidates = [
+            (w, h)
+            for w in sides
+            for h in sides
+            if _orientation(w, h) == orientation and custom_size_violation(w, h) is None
+        ]
+    return min(candidates, key=lambda size: math.dist(size, ideal))
+
+
+def _multiples_near(value: float) -> list[int]:
+    base = int(value) // CUSTOM_MULTIPLE * CUSTOM_MULTIPLE
+    steps = range(base - CUSTOM_MULTIPLE, base + 3 * CUSTOM_MULTIPLE, CUSTOM_MULTIPLE)
+    return [side for side in steps if side > 0]

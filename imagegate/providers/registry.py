@@ -124,6 +124,7 @@ def _spec(name: str, config: ModelConfig | None) -> ModelSpec:
         max_n=config.max_n or (1 if name.startswith("dall-e-3") else 10),
         image_model=config.image_model,
         price=config.price,
+        size_policy=config.size_policy,
     )
 
 
@@ -148,6 +149,7 @@ class ModelSpec:
     max_n: int
     image_model: str | None = None
     price: dict[str, Any] | None = None
+    size_policy: Literal["strict", "nearest"] = "strict"
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,6 +90,7 @@ def principal_for(key: ApiKey) -> Principal:
         price_multiplier=key.price_multiplier,
         rpm=key.effective_rpm,
         billed=not key.unlimited,
+        response_format=key.effective_response_format,
     )
 
 

@@ -17,9 +17,9 @@ from typing import Any
 
 from imagegate.domain import ChatCall, Generated, ImageRequest, Principal, Usage
 from imagegate.errors import InvalidRequest, PermissionDenied, UpstreamFailed
-from imagegate.media.sizes import check_size
 from imagegate.providers.registry import Catalog
 from imagegate.services.chat_prompt import read_conversation
+from imagegate.services.generation import fit_size
 
 # Image fields a client may set through `metadata` (the seeds use size and quality).
 _METADATA_FIELDS = ("size", "quality", "background", "output_format", "output_compression", "moderation", "n")
@@ -51,7 +51,10 @@ class ChatTranslator:
         metadata = {k: v for k, v in call.metadata.items() if k in _METADATA_FIELDS and v not in (None, "")}
         size = job.size or str(metadata.pop("size", "auto"))
         metadata.pop("size", None)
-        check_size(size, image_spec.sizes, model=call.model, param="size" if job.size else "metadata.size")
+        # Either model may ask for the nearest size: the chat face or the image model behind it.
+        policy = "nearest" if "nearest" in (spec.size_policy, image_spec.size_policy) else "strict"
+        param = "size" if job.size else "metadata.size"
+        size = fit_size(size, image_spec.sizes, policy, model=call.model, param=param)
         return ImageRequest(
             operation="edit" if job.images else "generate",
             model=image_spec.name,

@@ -22,7 +22,7 @@ from imagegate.http import HttpClients
 from imagegate.media.inspect import ImageInfo, inspect_image
 from imagegate.media.transcode import convert_image
 from imagegate.providers.registry import Channel
-from imagegate.storage.base import ImageStore
+from imagegate.storage.base import ImageStore, StoreUnreachable
 
 _T = TypeVar("_T")
 #: Below this many bytes image work is quicker done at once than handed to a worker thread.
@@ -90,11 +90,11 @@ class Delivery:
         raw = await _cpu(blob.raw, len(blob))
         try:
             stored = await self.store.put(raw, fmt)
-        except OSError as exc:
+            return await self.store.url_for(stored, self.public_url)
+        except (OSError, StoreUnreachable) as exc:
             raise StorageUnavailable(
                 "The image could not be stored; nothing was charged. Try again later."
             ) from exc
-        return f"{self.public_url}/files/{stored.key}"
 
     async def _download(self, image: GeneratedImage, channel: Channel) -> ImageBlob:
         """An image the upstream answered with as a URL, fetched with the channel's timeout."""

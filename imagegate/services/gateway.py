@@ -38,7 +38,9 @@ from imagegate.services.generation import GenerationPipeline
 from imagegate.services.inputs import InputLoader
 from imagegate.services.routing import ChannelRouter
 from imagegate.settings import Settings
-from imagegate.storage.disk import DiskStore
+from imagegate.storage.base import ImageStore
+from imagegate.storage.factory import open_store
+from imagegate.storage.retention import RetentionSweeper
 
 
 @dataclass
@@ -48,7 +50,7 @@ class Gateway:
     http: HttpClients
     #: The current models and channels (live: reloaded when the channels config version moves).
     catalogs: CatalogService
-    store: DiskStore
+    store: ImageStore
     keys: KeyStore
     auth: Authenticator
     generation: GenerationPipeline
@@ -69,6 +71,8 @@ class Gateway:
     #: Watches the config versions (channels, prices) of every process sharing the database.
     watcher: VersionWatcher
     versions: ConfigVersions
+    #: Deletes images past IMAGEGATE_IMAGE_RETENTION_DAYS, one replica at a time (storage/retention).
+    sweeper: RetentionSweeper | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Gateway:
@@ -92,7 +96,7 @@ class Gateway:
         prices.watched = True
         await watcher.start()
         # ---------------------------------------------------------------------------------------
-        store = DiskStore(settings.images_dir)
+        store = open_store(settings)
         ledger = Ledger(engine)
         billing = Billing(prices, ledger)
         routing = ChannelRouter.from_settings(catalogs, settings)
@@ -102,7 +106,7 @@ class Gateway:
         delivery = Delivery(store, http, settings.resolved_public_url)
         keys = KeyStore(engine)
         limiter = create_limiter(settings)
-        return cls(
+        gateway = cls(
             settings=settings,
             engine=engine,
             http=http,
@@ -124,12 +128,21 @@ class Gateway:
             watcher=watcher,
             versions=versions,
         )
+        # --- image retention (storage) ---
+        gateway.sweeper = RetentionSweeper(store, settings, engine)
+        gateway.sweeper.start()
+        # ---
+        return gateway
 
     @property
     def catalog(self) -> Catalog:
         return self.catalogs.current
 
     async def stop(self) -> None:
+        # --- image retention (storage) ---
+        if self.sweeper is not None:
+            await self.sweeper.stop()
+        # ---
         # Queued request-log rows first: they need the engine, and must survive a clean shutdown.
         await self.request_log.stop()
         await self.billing.drain()
@@ -138,4 +151,5 @@ class Gateway:
         await self.catalogs.aclose()
         await self.versions.aclose()
         await self.http.aclose()
+        await self.store.aclose()
         await self.engine.dispose()

@@ -23,6 +23,7 @@ error) are written into its :class:`~imagegate.observability.RequestRecord`.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 
 from imagegate.billing.meter import Billing, Meter
@@ -36,7 +37,7 @@ from imagegate.domain import (
     Principal,
 )
 from imagegate.errors import GatewayError, InvalidRequest, PermissionDenied, UpstreamFailed
-from imagegate.media.sizes import check_size
+from imagegate.media.sizes import SizeRule, check_size, nearest_size
 from imagegate.money import format_usd
 from imagegate.observability import RequestRecord
 from imagegate.providers.registry import Catalog, Channel, ModelSpec
@@ -79,7 +80,7 @@ class GenerationPipeline:
                 "image(s) per request.",
                 param="n",
             )
-        check_size(request.size, spec.sizes, model=spec.name)
+        request.size = fit_size(request.size, spec.sizes, spec.size_policy, model=spec.name)
         if request.background == "transparent" and request.output_format == "jpeg":
             raise InvalidRequest(
                 "A transparent background needs output_format 'png' or 'webp'; jpeg has no transparency.",
@@ -187,6 +188,20 @@ class GenerationPipeline:
         return final
 
 
+logger = logging.getLogger("imagegate.generation")
+
+
+def fit_size(size: str, sizes: SizeRule, policy: str, *, model: str, param: str = "size") -> str:
+    """The size to make: ``size`` when ``sizes`` has it; else, under the ``nearest`` policy, the
+    nearest size it has (logged); otherwise a 400 that lists what is allowed."""
+    if policy == "nearest":
+        nearest = nearest_size(size, sizes)
+        if nearest != size:
+            logger.info("size %s replaced by %s for model %s (size_policy nearest)", size, nearest, model)
+            size = nearest
+    return check_size(size, sizes, model=model, param=param)
+
+
 _background: set[asyncio.Task[None]] = set()
 
 
@@ -213,4 +228,4 @@ def describe(record: RequestRecord, request: ImageRequest) -> None:
     record.user = request.user
 
 
-__all__ = ["GenerationPipeline", "PartialImage", "describe"]
+__all__ = ["GenerationPipeline", "PartialImage", "describe", "fit_size"]

@@ -91,5 +91,4 @@ class InputLoader:
         if not url.startswith(self.own_files):
             return None
         image = parse_key(url.removeprefix(self.own_files))
-        path = self.store.local_path(image) if image is not None else None
-        return await asyncio.to_thread(path.read_bytes) if path is not None else None
+        return await self.store.get(image) if image is not None else None

@@ -1,6 +1,7 @@
 """Client keys: ``/admin/keys`` CRUD. The secret is in the create response and nowhere else, ever.
 
-``PATCH`` changes limits (enabled, models, rpm, expiry, IP allowlist, group) and money:
+``PATCH`` changes limits (enabled, models, rpm, expiry, IP allowlist, group), the default
+``response_format`` and money:
 ``quota_usd`` sets the total quota, ``add_quota_usd`` tops a key up; both are ledger grants.
 ``DELETE`` revokes for good (the row stays, so its logs and ledger keep their key).
 """
@@ -19,6 +20,7 @@ from imagegate.api.admin.deps import admin_router, invalid, not_found
 from imagegate.api.deps import gateway
 from imagegate.db.key_values import ApiKey
 from imagegate.db.keys import KeyStore
+from imagegate.domain import ResponseFormat
 from imagegate.money import format_usd
 
 router = admin_router(tags=["keys"])
@@ -40,6 +42,8 @@ class KeyCreate(BaseModel):
     expires_at: AwareDatetime | None = None
     #: IPs or CIDR ranges the key may be used from; null: anywhere.
     ip_allowlist: list[str] | None = None
+    #: For requests that do not say; null: the group's default, else the gateway's.
+    response_format: ResponseFormat | None = None
 
 
 class KeyUpdate(BaseModel):
@@ -58,6 +62,7 @@ class KeyUpdate(BaseModel):
     rpm: int | None = Field(default=None, ge=1)
     expires_at: AwareDatetime | None = None
     ip_allowlist: list[str] | None = None
+    response_format: ResponseFormat | None = None
 
 
 class KeyPublic(BaseModel):
@@ -78,6 +83,7 @@ class KeyPublic(BaseModel):
     active: bool
     created_at: datetime
     revoked_at: datetime | None
+    response_format: ResponseFormat | None = None
 
     @classmethod
     def from_domain(cls, key: ApiKey) -> KeyPublic:
@@ -98,6 +104,7 @@ class KeyPublic(BaseModel):
             active=key.active,
             created_at=key.created_at,
             revoked_at=key.revoked_at,
+            response_format=key.response_format,
         )
 
 
@@ -129,6 +136,7 @@ async def create_key(request: Request, body: KeyCreate) -> KeyCreated:
             rpm=body.rpm,
             expires_at=body.expires_at,
             ip_allowlist=body.ip_allowlist,
+            response_format=body.response_format,
         )
     except ValueError as exc:
         raise invalid(exc) from exc
