@@ -1,7 +1,7 @@
 """config_versions (a counter per shared config, bumped by each write) and channels.enabled.
 
 Revision ID: 0004_config_versions
-Revises: 0003_request_logs
+Revises: 0004_response_format (chained after main's; the merger re-chains)
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004_config_versions"
-down_revision: str | Sequence[str] | None = "0003_request_logs"
+down_revision: str | Sequence[str] | None = "0004_response_format"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
