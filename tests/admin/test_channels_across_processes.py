@@ -20,6 +20,7 @@ from tests.conftest import ADMIN_KEY, free_port
 from tests.db.conftest import POSTGRES_ADMIN_DSN, _create_postgres_database, _drop_postgres_database
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 from tests.limits.test_redis import REDIS_URL, redis_available
+from tests.serve_process import ServeProcess
 
 pytestmark = pytest.mark.slow
 
@@ -181,3 +182,30 @@ def test_a_channel_disabled_on_one_process_stops_getting_traffic_on_the_other(
         assert took < 5
         print(f"disabled channel left process two's routing after {took:.2f} s")
         assert admin_one.delete("/channels/primary").status_code == 204
+
+
+def test_a_channel_added_through_one_worker_serves_on_every_worker(
+    tmp_path: Path, upstreams: tuple[FakeOpenAIUpstream, FakeOpenAIUpstream]
+) -> None:
+    """`serve --workers 2` on SQLite: each worker has its own catalog, and follows the version."""
+    primary = upstreams[0]
+    serve = ServeProcess({"IMAGEGATE_ADMIN_KEY": ADMIN_KEY}, tmp_path / "data", workers=2)
+    try:
+        serve.wait_ready()
+        headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        channel = {
+            "name": "added",
+            "provider": "openai",
+            "base_url": primary.base_url,
+            "api_key": primary.api_key,
+            "models": [MODEL],
+        }
+        created = httpx.post(f"{serve.url}/admin/channels", json=channel, headers=headers, timeout=30)
+        assert created.status_code == 201, created.text
+        time.sleep(2.5)  # well inside 5 s: every worker has polled the version by now
+        # New connections spread over the workers; every one of them must know the channel.
+        statuses = [_generate(serve.url) for _ in range(12)]
+        assert statuses == [200] * 12
+        assert len(primary.requests) == 12
+    finally:
+        serve.stop()
