@@ -143,6 +143,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--keep-going", action="store_true", help="run every scenario even after one fails")
     p.add_argument("--workers", type=int, default=1, help="imagegate serve --workers")
+    p.add_argument(
+        "--server", choices=["uvicorn", "granian"], help="imagegate serve --server (default: its own)"
+    )
     p.add_argument("--direct-only", action="store_true", help="measure the fake upstream only")
     p.add_argument(
         "--billed",
@@ -217,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "duration_s": args.duration,
         "workers": args.workers,
+        "server": args.server or "default",
         "nofile": nofile,
         "loadavg_1m_before": round(load1, 2),
         "direct_only": args.direct_only,
@@ -342,6 +346,8 @@ def start_gateway(
     cmd = [args.imagegate, "serve", "--host", LOOPBACK, "--port", str(port), "--config", str(config)]
     if args.workers > 1:
         cmd += ["--workers", str(args.workers)]
+    if args.server:
+        cmd += ["--server", args.server]
     proc = procs.start(cmd, env, log)
     base = f"http://{LOOPBACK}:{port}"
     wait_healthy(base, proc, log)

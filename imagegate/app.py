@@ -14,8 +14,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from imagegate import __version__, tracing
-from imagegate.api import chat, files, health, images, metrics, models
+from imagegate.api import chat, files, health, images, metrics, models, openapi_v1
 from imagegate.api.admin import include_admin_api
+from imagegate.api.client_ip import ClientIpResolver
 from imagegate.api.errors import install_error_handlers
 from imagegate.api.metrics_middleware import MetricsMiddleware
 from imagegate.api.middleware import RequestContextMiddleware
@@ -37,12 +38,17 @@ def create_app(settings: Settings) -> FastAPI:
     configure_logging(settings)
     tracing.setup()  # OpenTelemetry, only with the `otel` extra and OTEL_EXPORTER_OTLP_ENDPOINT
     app = FastAPI(title="imagegate", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=int(settings.max_body_mb * 1024 * 1024))
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=int(settings.max_body_mb * 1024 * 1024),
+        client_ip=ClientIpResolver(settings.trusted_proxies, settings.forwarded_header),
+    )
     app.add_middleware(MetricsMiddleware)  # outermost: its timings include the request-context work
     install_error_handlers(app)
     for module in (images, chat, models, files, health, metrics):
         app.include_router(module.router)
     include_admin_api(app)
+    app.include_router(openapi_v1.router)  # GET /v1/openapi.json
     return app
 
 

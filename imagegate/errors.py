@@ -8,6 +8,7 @@
      ├── NotFound                     404
      │    └── ModelNotFound           404 model_not_found
      ├── PayloadTooLarge              413 request_too_large
+     ├── ClientClosedRequest          499 the client left mid-request (for the logs only)
      ├── RateLimited                  429 rate_limit_exceeded / insufficient_quota
      ├── UpstreamFailed               502 upstream_error
      │    └── UpstreamMalformed       502 upstream_malformed: an answer no upstream should give
@@ -97,6 +98,14 @@ class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
     code = "request_too_large"
+
+
+class ClientClosedRequest(GatewayError):
+    """The client hung up before its request was read: nginx's 499; nobody receives the body."""
+
+    status = 499
+    type = "client_closed_request"
+    code = "client_closed_request"
 
 
 class RateLimited(GatewayError):

@@ -6,15 +6,17 @@ The TOML file is ``IMAGEGATE_CONFIG`` or ``./imagegate.toml`` when present. It h
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -36,11 +38,13 @@ class ChannelConfig(BaseModel):
     api_key: str = ""
     models: list[str] = Field(default_factory=list)
     model_map: dict[str, str] = Field(default_factory=dict)
-    priority: int = 0
-    weight: int = Field(default=1, ge=1)
-    timeout_s: float = Field(default=300.0, gt=0)
+    # Bounds far past any real setting and inside the database's 32-bit integer columns, so a
+    # typo is a clear error naming the field, not an overflow in the database or the loop's timer.
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000)
+    weight: int = Field(default=1, ge=1, le=1_000_000)
+    timeout_s: float = Field(default=300.0, gt=0, le=86_400)
     #: At most this many requests in flight on this channel (None: no limit).
-    max_concurrency: int | None = Field(default=None, ge=1)
+    max_concurrency: int | None = Field(default=None, ge=1, le=1_000_000)
     #: Provider-specific settings (e.g. a local model's path or device).
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -121,8 +125,39 @@ class Settings(BaseSettings):
     #: Serve /metrics without the admin key (for a scraper on a private network).
     metrics_public: bool = False
 
+    # The edge: which server runs the app and what it lets clients hold (see imagegate/server/).
+    #: ASGI server for `imagegate serve`: uvicorn (uvloop + httptools) or granian.
+    server: Literal["uvicorn", "granian"] = "uvicorn"
+    #: Peers whose X-Forwarded-For / Forwarded headers are believed (CIDRs, comma-separated in
+    #: the environment). Empty: the client IP is always the TCP peer's.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: The header a trusted proxy sets; only that one is read, so a client cannot smuggle the other.
+    forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+    #: Longest time from a connection's opening (or its last response) to a complete request head.
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    #: Longest wait for the next piece of a request body.
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    #: Open client connections per process; the next one is answered 503 and closed.
+    max_connections: int = Field(default=4096, ge=1)
+    #: On SIGTERM, how long requests in flight may still run before they are cancelled.
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+    #: /readyz fails when the image store has less free space than this.
+    storage_min_free_mb: float = Field(default=256.0, ge=0)
+    #: Threads for CPU-heavy image work (decoding big inputs, transcoding); 0: half the CPUs.
+    image_work_threads: int = Field(default=0, ge=0)
+
     channels: list[ChannelConfig] = Field(default_factory=list)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_and_check_cidrs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for entry in value:
+                ipaddress.ip_network(str(entry), strict=False)  # ValueError names the bad entry
+        return value
 
     @property
     def resolved_public_url(self) -> str:

@@ -13,7 +13,7 @@ python3 -m venv .venv
 
 # The suite runs its accounts tests on PostgreSQL and its rate-limit tests on Redis too. Where
 # the services are installed but stopped (a fresh CI machine), start them; where they are
-# absent, those tests skip.
+# absent, those tests skip on a developer's machine and fail under CI=true.
 bash scripts/services.sh
 
 # s3rver (npm), the S3 test server that checks presigned links' signatures and expiry.

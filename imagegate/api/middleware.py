@@ -1,4 +1,8 @@
-"""Pure ASGI middleware: request id, body-size limit, the per-request log line and log row.
+"""Pure ASGI middleware: request id, client IP, body-size limit, the per-request log line and row.
+
+The client IP is resolved once here (`imagegate.api.client_ip`: forwarded headers believed only
+from trusted proxies) and written back into ``scope["client"]``, so everything after this,
+``request.client`` included, sees the same address.
 
 Each finished API request's record goes to the gateway's batched request-log writer
 (`imagegate.db.request_logs`), which only queues it here.
@@ -14,6 +18,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from imagegate.api.client_ip import ClientIpResolver
 from imagegate.api.deps import RECORD_SCOPE_KEY
 from imagegate.api.errors import error_response
 from imagegate.domain import new_request_id
@@ -32,9 +37,12 @@ def _submit(scope: Scope, record: RequestRecord, started_at: float) -> None:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, client_ip: ClientIpResolver | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.client_ip = client_ip or ClientIpResolver(())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -45,7 +53,9 @@ class RequestContextMiddleware:
         record = RequestRecord(request_id=new_request_id(), method=scope["method"], endpoint=scope["path"])
         client = scope.get("client")
         if client:
-            record.client_ip = client[0]
+            record.client_ip = self.client_ip.client_ip(client[0], scope["headers"])
+            if record.client_ip != client[0]:
+                scope["client"] = (record.client_ip, 0) if record.client_ip is not None else None
         scope[RECORD_SCOPE_KEY] = record
         request_id_header = (b"x-request-id", record.request_id.encode())
 

@@ -25,6 +25,8 @@ from imagegate.money import to_decimal
 
 MAX_NAME_LENGTH = 200
 MAX_MULTIPLIER = Decimal(1000)
+# Costs are kept in whole micro-USD: finer multipliers change nothing but the stored text's length.
+MULTIPLIER_PLACES = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +158,8 @@ def check_multiplier(value: Decimal | str | int) -> Decimal:
     number = to_decimal(value)
     if not Decimal(0) <= number <= MAX_MULTIPLIER:
         raise ValueError(f"price_multiplier must be between 0 and {MAX_MULTIPLIER}")
+    if number != number.quantize(Decimal(1).scaleb(-MULTIPLIER_PLACES)):
+        raise ValueError(f"price_multiplier takes at most {MULTIPLIER_PLACES} decimal places")
     # "0.80" and "0.8" are the same multiplier; "f" keeps 100 from becoming "1E+2".
     return Decimal(format(number.normalize(), "f"))
 

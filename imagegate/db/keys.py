@@ -43,18 +43,26 @@ from imagegate.db.key_values import (
 )
 from imagegate.db.ledger_rows import record
 from imagegate.db.tables import ApiKeyRow, GroupRow
-from imagegate.money import to_micros
+from imagegate.money import to_decimal, to_micros
 
 SECRET_PREFIX = "sk-"
 DISPLAY_PREFIX_LENGTH = 7  # "sk-" and four characters: enough to tell keys apart, useless to guess
 MAX_NAME_LENGTH = 200
 # Real secrets are 46 characters; anything far longer is not worth hashing or looking up.
 MAX_SECRET_LENGTH = 256
+# The most a key's quota may reach: generous for any real account, and far inside the 64-bit
+# micro-USD columns (9.2e12 USD), so no top-up can overflow them.
+MAX_QUOTA_USD = Decimal(1_000_000_000)
+_MAX_QUOTA_MICROS = int(MAX_QUOTA_USD) * 1_000_000
 
 UPDATABLE = frozenset(
     {"name", "enabled", "quota_usd", "add_quota_usd", "models", "rpm", "expires_at", "ip_allowlist", "group"}
     | {"response_format"}
 )
+
+
+class QuotaCeiling(ValueError):
+    """A top-up that would lift a key's quota past `MAX_QUOTA_USD`."""
 
 
 def hash_key(secret: str) -> str:
@@ -219,10 +227,12 @@ async def _fetch(connection: AsyncConnection, query: Select[*tuple[Any, ...]]) -
 def _quota_micros(quota_usd: Decimal | str | int | None) -> int | None:
     if quota_usd is None:
         return None
-    micros = to_micros(quota_usd)
-    if micros < 0:
+    number = to_decimal(quota_usd)
+    if number < 0:
         raise ValueError("a quota cannot be negative")
-    return micros
+    if number > MAX_QUOTA_USD:
+        raise ValueError(f"a quota may be at most {MAX_QUOTA_USD} USD")
+    return to_micros(number)
 
 
 def _plain_values(fields: dict[str, Any]) -> dict[str, Any]:
@@ -263,9 +273,11 @@ async def _requota(connection: AsyncConnection, key_id: str, fields: dict[str, A
         if quota is None:
             raise ValueError("the key is unlimited: set quota_usd to give it a quota first")
         new_quota, new_balance = quota + (added or 0), balance + (added or 0)
+        if new_quota > _MAX_QUOTA_MICROS:
+            raise QuotaCeiling(f"the top-up would raise the quota past {MAX_QUOTA_USD} USD")
     if new_balance != balance:
         await record(connection, key_id, None, "grant", new_balance - balance)
     return {"quota_micros": new_quota, "balance_micros": new_balance}
 
 
-__all__ = ["ApiKey", "KeyStore", "hash_key"]
+__all__ = ["MAX_QUOTA_USD", "ApiKey", "KeyStore", "QuotaCeiling", "hash_key"]

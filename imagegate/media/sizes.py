@@ -10,7 +10,9 @@ from imagegate.errors import InvalidRequest
 
 SizeRule = Literal["custom", "any"] | list[str]
 
-_SIZE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
+# ASCII digits only (``\d`` would also take full-width or Arabic-Indic digits), matched against the
+# whole string with fullmatch (``$`` would also let "1024x1024\n" through).
+_SIZE = re.compile(r"([0-9]{1,5})x([0-9]{1,5})")
 
 # The "custom" rule of the gpt-image-2 family.
 CUSTOM_MULTIPLE = 16
@@ -20,16 +22,29 @@ CUSTOM_MAX_SIDE = 3840
 CUSTOM_MAX_PIXELS = 3840 * 2160
 
 
-def parse_size(size: str) -> tuple[int, int] | None:
+def match_size(text: str) -> tuple[int, int] | None:
+    """``(width, height)`` when ``text`` is exactly ``WxH`` in ASCII digits, else None.
+
+    The one place a size is read: every other parse of a size (requests, prices, providers)
+    goes through here or :func:`parse_size`.
+    """
+    match = _SIZE.fullmatch(text)
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2))
+
+
+def parse_size(size: str, *, param: str = "size") -> tuple[int, int] | None:
     """``(width, height)``, or None for ``auto``; raises for anything else."""
     if size == "auto":
         return None
-    match = _SIZE.match(size)
-    if not match:
+    dims = match_size(size)
+    if dims is None:
         raise InvalidRequest(
-            f"Invalid size '{size}': use 'auto' or WIDTHxHEIGHT, e.g. '1024x1024'.", param="size"
+            f"Invalid size {size!r}: use 'auto' or WIDTHxHEIGHT in ASCII digits, e.g. '1024x1024'.",
+            param=param,
         )
-    return int(match.group(1)), int(match.group(2))
+    return dims
 
 
 def custom_size_violation(width: int, height: int) -> str | None:
@@ -57,7 +72,7 @@ def check_size(size: str, rule: SizeRule, *, model: str, param: str = "size") ->
     Rules: a list of exact sizes, ``custom`` (the gpt-image-2 family's rule) or ``any`` (any
     WxH up to 4096 a side: for upstreams whose sizes the gateway does not know).
     """
-    dims = parse_size(size)
+    dims = parse_size(size, param=param)
     if rule == "any":
         if dims is not None and not all(1 <= side <= ANY_MAX_SIDE for side in dims):
             raise InvalidRequest(

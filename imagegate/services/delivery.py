@@ -9,7 +9,6 @@ that is not a whole image is a 502, and a result that cannot be stored is a 503,
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -21,6 +20,7 @@ from imagegate.errors import StorageUnavailable, UpstreamFailed, UpstreamTimeout
 from imagegate.http import HttpClients
 from imagegate.media.inspect import ImageInfo, inspect_image
 from imagegate.media.transcode import convert_image
+from imagegate.media.work import run_sized_work
 from imagegate.providers.registry import Channel
 from imagegate.storage.base import ImageStore, StoreUnreachable
 
@@ -76,10 +76,11 @@ class Delivery:
         if wanted == info.format:
             return blob  # passthrough: base64 stays undecoded
         try:
-            converted = await asyncio.to_thread(
+            converted = await _cpu(
                 lambda: convert_image(
                     blob.raw(), wanted, compression=request.output_compression, background=request.background
-                )
+                ),
+                info.width * info.height * 4,
             )
         except ValueError as exc:
             raise _not_an_image() from exc
@@ -118,10 +119,10 @@ class Delivery:
 
 
 async def _cpu(work: Callable[[], _T], weight: int) -> _T:
-    """Run image work: small jobs at once, large ones off the event loop."""
+    """Run image work: tiny jobs at once, others off the event loop (large ones in the pool)."""
     if weight < _INLINE_BYTES:
         return work()
-    return await asyncio.to_thread(work)
+    return await run_sized_work(weight, work)
 
 
 async def _inspected(blob: ImageBlob, weight: int) -> ImageInfo:

@@ -13,6 +13,7 @@ from imagegate.errors import InvalidRequest
 from imagegate.media.fetch import SafeFetcher
 from imagegate.media.images import load_input_image, probe_input_image, validate_mask
 from imagegate.media.refs import read_image_ref
+from imagegate.media.work import run_sized_work
 from imagegate.settings import Settings
 from imagegate.storage.base import ImageStore, parse_key
 
@@ -49,20 +50,25 @@ class InputLoader:
         self.check_count(request)
         sources = [*request.sources, *([request.mask_source] if request.mask_source else [])]
         datas = list(await asyncio.gather(*(self._read(source) for source in sources)))
-        self._check_budget(sources, datas)
-        loaded = [await self._decode(source, data) for source, data in zip(sources, datas, strict=True)]
+        pixels = self._check_budget(sources, datas)
+        loaded = [
+            await self._decode(source, data, count)
+            for source, data, count in zip(sources, datas, pixels, strict=True)
+        ]
         request.images = loaded[: len(request.sources)]
         if request.mask_source is not None:
             request.mask = loaded[-1]
             validate_mask(request.mask, request.images[0])
 
-    def _check_budget(self, sources: list[ImageSource], datas: list[bytes]) -> None:
-        total = 0
+    def _check_budget(self, sources: list[ImageSource], datas: list[bytes]) -> list[int]:
+        """Each image's pixels, from its header; refuses a request over its total budget."""
+        pixels = []
         for source, data in zip(sources, datas, strict=True):
             width, height = probe_input_image(
                 data, param=source.param, max_bytes=self.max_bytes, max_pixels=self.max_pixels
             )
-            total += width * height
+            pixels.append(width * height)
+        total = sum(pixels)
         if total > self.max_request_pixels:
             raise InvalidRequest(
                 f"The request's images hold {total} pixels in all; the limit is "
@@ -70,11 +76,18 @@ class InputLoader:
                 param="image",
                 code="image_too_large",
             )
+        return pixels
 
-    async def _decode(self, source: ImageSource, data: bytes) -> InputImage:
-        # Decoding checks every pixel: a worker thread keeps the event loop free meanwhile.
-        return await asyncio.to_thread(
-            load_input_image, data, param=source.param, max_bytes=self.max_bytes, max_pixels=self.max_pixels
+    async def _decode(self, source: ImageSource, data: bytes, pixels: int) -> InputImage:
+        # Decoding checks every pixel: large images queue in the bounded image pool, so a
+        # few heavy edits cannot delay everyone else's small requests.
+        return await run_sized_work(
+            pixels * 4,
+            load_input_image,
+            data,
+            param=source.param,
+            max_bytes=self.max_bytes,
+            max_pixels=self.max_pixels,
         )
 
     async def _read(self, source: ImageSource) -> bytes:

@@ -170,3 +170,7 @@ class ImageStore(ABC):
     async def presigned_url(self, image: StoredImage, expires_s: int) -> str:
         """An expiring direct link; only object stores can make one."""
         raise NotImplementedError(f"{type(self).__name__} cannot presign URLs")
+
+    async def free_bytes(self) -> int | None:
+        """Space left for new images, or None where the store has no such limit (readiness)."""
+        return None

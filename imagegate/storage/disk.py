@@ -103,6 +103,13 @@ class DiskStore(ImageStore):
     async def check(self) -> None:
         await asyncio.to_thread(self._check_sync)
 
+    async def free_bytes(self) -> int:
+        def free() -> int:
+            self.root.mkdir(parents=True, exist_ok=True)
+            return shutil.disk_usage(self.root).free
+
+        return await asyncio.to_thread(free)
+
     def _check_sync(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=self.root, prefix=".ready-"):

@@ -90,6 +90,10 @@ def test_defaults_config_and_unpriced_models() -> None:
         {"per_image": {"1024x1024/ultra": 1}},
         {"per_image": {"default": "cheap"}},
         {"per_minute": 1},
+        {"per_image": {"\uff11\uff10\uff12\uff14x\uff11\uff10\uff12\uff14": 1}},  # full-width digits
+        {"per_image": {"1024x1024\n/high": 1}},
+        {"per_image": {"default": "1e30"}},
+        {"per_token": {"image_out": "0.0000000000001"}},
     ],
 )
 def test_bad_prices_are_refused(data: Any) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, service_missing
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "test-access-key",
@@ -115,10 +115,7 @@ S3RVER_KEY = "S3RVER"  # s3rver's built-in credentials (access key and secret al
 def signing_s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """s3rver: unlike moto it checks signatures and refuses an expired presigned link."""
     if not S3RVER.exists() or shutil.which("node") is None:
-        message = "s3rver is not installed (scripts/test.sh runs npm install in tests/storage/s3rver)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        service_missing("s3rver is not installed (scripts/test.sh runs npm install in tests/storage/s3rver)")
     port = free_port()
     process = subprocess.Popen(
         [

@@ -16,6 +16,7 @@ from imagegate.settings import load_settings
 from imagegate.storage.disk import DiskStore
 from imagegate.storage.lock import sweep_lock
 from imagegate.storage.retention import RetentionSweeper
+from tests.conftest import service_missing
 from tests.db.conftest import _create_postgres_database, _drop_postgres_database
 
 REDIS_URL = os.environ.get("IMAGEGATE_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -42,9 +43,7 @@ async def redis_or_skip() -> None:
     try:
         await client.ping()
     except (RedisError, OSError) as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis not reachable at {REDIS_URL}: {exc}")
-        pytest.skip(f"Redis not reachable at {REDIS_URL}")
+        service_missing(f"Redis not reachable at {REDIS_URL}: {exc}")
     finally:
         await client.aclose()
 

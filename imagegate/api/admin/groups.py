@@ -11,14 +11,29 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from imagegate.api.admin.deps import admin_router, conflict, invalid, not_found
+from imagegate.api.admin.deps import NotNull, admin_router, conflict, invalid, not_found
 from imagegate.api.deps import gateway
-from imagegate.db.groups import Group, GroupExists, GroupInUse, GroupStore
+from imagegate.db.groups import (
+    MAX_MULTIPLIER,
+    MULTIPLIER_PLACES,
+    Group,
+    GroupExists,
+    GroupInUse,
+    GroupStore,
+)
 from imagegate.domain import ResponseFormat
 
 router = admin_router(tags=["groups"])
 
-Multiplier = Annotated[Decimal, Field(ge=0, description="prices of the group's keys are multiplied by this")]
+Multiplier = Annotated[
+    Decimal,
+    Field(
+        ge=0,
+        le=MAX_MULTIPLIER,
+        decimal_places=MULTIPLIER_PLACES,
+        description="prices of the group's keys are multiplied by this",
+    ),
+]
 
 
 class GroupCreate(BaseModel):
@@ -39,8 +54,8 @@ class GroupUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    price_multiplier: Multiplier | None = None
+    name: Annotated[str | None, NotNull] = Field(default=None, min_length=1, max_length=200)
+    price_multiplier: Annotated[Multiplier | None, NotNull] = None
     models: list[str] | None = None
     rpm: int | None = Field(default=None, ge=1)
     response_format: ResponseFormat | None = None

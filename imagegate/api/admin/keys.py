@@ -16,16 +16,17 @@ from fastapi import Path, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
-from imagegate.api.admin.deps import admin_router, invalid, not_found
+from imagegate.api.admin.deps import NotNull, admin_router, invalid, not_found
 from imagegate.api.deps import gateway
 from imagegate.db.key_values import ApiKey
-from imagegate.db.keys import KeyStore
+from imagegate.db.keys import MAX_QUOTA_USD, KeyStore, QuotaCeiling
 from imagegate.domain import ResponseFormat
 from imagegate.money import format_usd
 
 router = admin_router(tags=["keys"])
 
-Usd = Annotated[Decimal, Field(ge=0, description='US dollars, e.g. "25.00"')]
+# Bounded here so a typo like "1e30" is a 400 naming the field, not an overflow in the database.
+Usd = Annotated[Decimal, Field(ge=0, le=MAX_QUOTA_USD, description='US dollars, e.g. "25.00"')]
 
 
 class KeyCreate(BaseModel):
@@ -51,13 +52,13 @@ class KeyUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    enabled: bool | None = None
+    name: Annotated[str | None, NotNull] = Field(default=None, min_length=1, max_length=200)
+    enabled: Annotated[bool | None, NotNull] = None
     group: str | None = None
     #: The new total quota (the balance moves by the difference); null: unlimited.
     quota_usd: Usd | None = None
     #: Added to a limited key's quota and balance.
-    add_quota_usd: Annotated[Decimal, Field(gt=0)] | None = None
+    add_quota_usd: Annotated[Decimal, Field(gt=0, le=MAX_QUOTA_USD)] | None = None
     models: list[str] | None = None
     rpm: int | None = Field(default=None, ge=1)
     expires_at: AwareDatetime | None = None
@@ -160,6 +161,8 @@ async def get_key(request: Request, key_id: KeyId) -> KeyPublic:
 async def update_key(request: Request, key_id: KeyId, body: KeyUpdate) -> KeyPublic:
     try:
         key = await _store(request).update(key_id, **body.model_dump(exclude_unset=True))
+    except QuotaCeiling as exc:
+        raise invalid(exc, param="add_quota_usd") from exc  # only the store knows the current quota
     except ValueError as exc:
         raise invalid(exc) from exc
     if key is None:
