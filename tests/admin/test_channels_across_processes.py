@@ -16,10 +16,9 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.conftest import ADMIN_KEY, free_port
+from tests.conftest import ADMIN_KEY, REDIS_URL, free_port, redis_available, service_missing
 from tests.db.conftest import POSTGRES_ADMIN_DSN, _create_postgres_database, _drop_postgres_database
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
-from tests.limits.test_redis import REDIS_URL, redis_available
 from tests.serve_process import ServeProcess
 
 pytestmark = pytest.mark.slow
@@ -28,19 +27,9 @@ IMAGEGATE = str(Path(sys.executable).with_name("imagegate"))
 MODEL = "gpt-image-1"
 
 
-def _unavailable(message: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    try:
-        name = _create_postgres_database()
-    except pytest.skip.Exception as skipped:
-        _unavailable(str(skipped))
-        raise
+    name = _create_postgres_database()  # skips without PostgreSQL, fails under CI=true
     url = make_url(POSTGRES_ADMIN_DSN).set(drivername="postgresql+asyncpg", database=name)
     try:
         yield url.render_as_string(hide_password=False)
@@ -101,7 +90,7 @@ def gateways(
     redis_url = ""
     if request.param == "redis":
         if not redis_available():
-            _unavailable(f"Redis not reachable at {REDIS_URL}")
+            service_missing(f"Redis not reachable at {REDIS_URL}")
         redis_url = REDIS_URL
     backup = upstreams[1]
     config = tmp_path / "imagegate.toml"

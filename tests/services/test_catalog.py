@@ -8,7 +8,6 @@ Two "processes" here are two sets of engine, store, pool and watcher on one data
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ from imagegate.providers.pool import ProviderPool
 from imagegate.services.catalog import CatalogService
 from imagegate.settings import ChannelConfig, Settings
 from tests.fakes.provider import FakeProvider
-from tests.limits.test_redis import REDIS_URL, redis_available
 
 SETTINGS = Settings(demo=False, channels=[ChannelConfig(name="file", provider="fake", models=["m"])])
 
@@ -128,17 +126,6 @@ async def test_a_price_set_on_one_process_applies_on_the_other_within_seconds(st
     assert took < 5
     await one.prices.delete_price("m")
     await eventually(lambda: two.prices.price("m") is None)
-
-
-@pytest.fixture
-def redis_url() -> str:
-    """The test Redis; a missing one skips, except under CI=true where it fails."""
-    if not redis_available():
-        message = f"Redis not reachable at {REDIS_URL}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return REDIS_URL
 
 
 async def test_with_redis_a_change_arrives_without_waiting_for_a_poll(
