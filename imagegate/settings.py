@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
     #: Request-log rows older than this are deleted (0 keeps them forever).
     log_retention_days: int = Field(default=90, ge=0)
+    #: A process's holds are its own while it renews its lease (every third of this); once the
+    #: lease runs out any process gives them back (each checks every half of this).
+    hold_lease_s: float = Field(default=30.0, gt=0)
     log_level: str = "INFO"
     #: Where images live: ``file:///path`` (default: DATA_DIR/images) or ``s3://bucket/prefix``.
     storage_url: str = ""

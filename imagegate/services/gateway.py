@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from imagegate.billing.leases import StaleHoldReaper
 from imagegate.billing.ledger import Ledger
 from imagegate.billing.meter import Billing
 from imagegate.billing.prices import PRICES_VERSION, PriceBook
@@ -71,6 +72,8 @@ class Gateway:
     #: Watches the config versions (channels, prices) of every process sharing the database.
     watcher: VersionWatcher
     versions: ConfigVersions
+    #: This process's hold lease, and the release of the holds of dead processes.
+    reaper: StaleHoldReaper
     #: Deletes images past IMAGEGATE_IMAGE_RETENTION_DAYS, one replica at a time (storage/retention).
     sweeper: RetentionSweeper | None = None
 
@@ -102,6 +105,9 @@ class Gateway:
         routing = ChannelRouter.from_settings(catalogs, settings)
         request_log = RequestLogWriter(engine, retention_days=settings.log_retention_days)
         await request_log.start()
+        # Holds: take this process's lease, give back those of dead processes (now and on).
+        reaper = StaleHoldReaper(engine, ledger.owner, lease_s=settings.hold_lease_s)
+        await reaper.start()
         inputs = InputLoader(settings, http.fetcher, store)
         delivery = Delivery(store, http, settings.resolved_public_url)
         keys = KeyStore(engine)
@@ -127,6 +133,7 @@ class Gateway:
             limiter=limiter,
             watcher=watcher,
             versions=versions,
+            reaper=reaper,
         )
         # --- image retention (storage) ---
         gateway.sweeper = RetentionSweeper(store, settings, engine)
@@ -146,6 +153,8 @@ class Gateway:
         # Queued request-log rows first: they need the engine, and must survive a clean shutdown.
         await self.request_log.stop()
         await self.billing.drain()
+        # After the drain: whatever this process still holds becomes anyone's to release.
+        await self.reaper.aclose()
         await self.limiter.aclose()
         await self.watcher.aclose()  # no catalog or price reload during shutdown
         await self.catalogs.aclose()

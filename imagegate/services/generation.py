@@ -89,13 +89,16 @@ class GenerationPipeline:
         self.inputs.check_count(request)
         return spec
 
-    async def admit(self, request: ImageRequest, principal: Principal, request_id: str) -> Meter:
+    async def admit(
+        self, request: ImageRequest, principal: Principal, request_id: str, *, endpoint: str | None = None
+    ) -> Meter:
         """Check the request and hold its maximum cost: what an async task does at submit.
 
         The returned meter is handed to :meth:`run` later (``meter=``), which then skips both.
+        ``endpoint`` is what the request log says if this process dies while the hold is open.
         """
         self.check(request, principal)
-        return await self.billing.open(request, principal, request_id)
+        return await self.billing.open(request, principal, request_id, endpoint=endpoint)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -118,7 +121,7 @@ class GenerationPipeline:
         describe(record, request)
         try:
             if meter is None:
-                meter = await self.admit(request, principal, record.request_id)
+                meter = await self.admit(request, principal, record.request_id, endpoint=record.endpoint)
             finishing: asyncio.Future[Generated] | None = None
             try:
                 await self.inputs.load(request)
