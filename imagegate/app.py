@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from imagegate import __version__, tracing
-from imagegate.api import chat, files, health, images, metrics, models, openapi_v1
+from imagegate.api import chat, files, health, images, metrics, models, openapi_v1, tasks
 from imagegate.api.admin import include_admin_api
 from imagegate.api.client_ip import ClientIpResolver
 from imagegate.api.errors import install_error_handlers
@@ -29,6 +29,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway = await Gateway.start(settings)
         app.state.gateway = gateway
+        await tasks.start_tasks(gateway)
         tune_garbage_collector()
         try:
             yield
@@ -47,6 +48,8 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     for module in (images, chat, models, files, health, metrics):
         app.include_router(module.router)
+    app.include_router(tasks.router)
+    app.include_router(tasks.admin)
     include_admin_api(app)
     app.include_router(openapi_v1.router)  # GET /v1/openapi.json
     return app

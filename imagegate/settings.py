@@ -112,6 +112,19 @@ class Settings(BaseSettings):
     #: A process's holds are its own while it renews its lease (every third of this); once the
     #: lease runs out any process gives them back (each checks every half of this).
     hold_lease_s: float = Field(default=30.0, gt=0)
+    #: Async tasks (SPEC §10): how many run at once in each process, how long a runner's claim
+    #: lasts without renewal (a dead runner's tasks are taken over after it), how often idle
+    #: runners look for work, how long ended tasks are kept, and the webhook retry schedule
+    #: (seconds after each failed attempt; about 24 h in all, as Standard Webhooks suggests).
+    task_concurrency: int = Field(default=4, ge=1)
+    task_lease_s: float = Field(default=30.0, gt=0)
+    task_poll_s: float = Field(default=1.0, gt=0)
+    task_ttl_hours: float = Field(default=24.0, gt=0)
+    #: A run longer than this fails (default: every routing attempt at its channel's timeout).
+    task_run_timeout_s: float | None = Field(default=None, gt=0)
+    task_webhook_backoff_s: list[float] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
+    )
     log_level: str = "INFO"
     #: Where images live: ``file:///path`` (default: DATA_DIR/images) or ``s3://bucket/prefix``.
     storage_url: str = ""

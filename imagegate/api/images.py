@@ -11,6 +11,7 @@ from imagegate.api.multipart import read_multipart
 from imagegate.api.protocol import images_response, parse_generation, parse_json_edit, parse_multipart_edit
 from imagegate.api.responses import JSONPartsResponse
 from imagegate.api.streaming import image_event_stream
+from imagegate.api.tasks import submit, wants_task
 from imagegate.domain import ImageRequest, Principal, ResponseFormat
 from imagegate.errors import InvalidRequest
 
@@ -47,6 +48,8 @@ def default_response_format(request: Request, who: Principal) -> ResponseFormat:
 
 
 async def _respond(request: Request, image_request: ImageRequest, who: Principal) -> Response:
+    if wants_task(request):  # the /async paths and `Prefer: respond-async` (SPEC §10)
+        return await submit(request, image_request, who)
     pipeline, record = generation(request), record_of(request)
     if image_request.stream:
         return await image_event_stream(
@@ -62,3 +65,6 @@ async def _respond(request: Request, image_request: ImageRequest, who: Principal
 # dependency resolution would be pure overhead on the hottest paths.
 router.add_route("/v1/images/generations", create_image, methods=["POST"])
 router.add_route("/v1/images/edits", edit_image, methods=["POST"])
+# Async tasks: the same bodies, answered by `api.tasks.submit`.
+router.add_route("/v1/images/generations/async", create_image, methods=["POST"])
+router.add_route("/v1/images/edits/async", edit_image, methods=["POST"])

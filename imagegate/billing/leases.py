@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from imagegate.db.request_logs import aborted_log_values
 from imagegate.db.request_logs import table as request_logs
 from imagegate.db.tables import ApiKeyRow, LeaseRow, LedgerRow, OpenHoldRow
+from imagegate.db.tasks_tables import TaskRow
 from imagegate.money import format_usd
 
 logger = logging.getLogger("imagegate.billing")
@@ -168,7 +169,13 @@ async def release_stale(engine: AsyncEngine, *, keep: str | None = None) -> list
 
 async def _release_batch(engine: AsyncEngine, keep: str | None, now: datetime) -> list[ReleasedHold]:
     lease = LeaseRow.__table__.c
-    live = exists().where(lease.owner == OpenHoldRow.owner, lease.expires_at >= now)
+    # An async task's hold (its request id is the task's id) belongs to the task, not to the
+    # process that took it at submit: it lives while the task is queued or running, whichever
+    # process runs it; the task runner settles or releases it.
+    task_alive = exists().where(
+        TaskRow.id == OpenHoldRow.request_id, TaskRow.status.in_(("queued", "processing"))
+    )
+    live = or_(exists().where(lease.owner == OpenHoldRow.owner, lease.expires_at >= now), task_alive)
     stale = select(OpenHoldRow.request_id, OpenHoldRow.key_id).where(~live)
     if keep is not None:
         stale = stale.where(or_(OpenHoldRow.owner.is_(None), OpenHoldRow.owner != keep))

@@ -26,6 +26,7 @@ from imagegate.db.engine import create_engine
 from imagegate.db.groups import GroupStore
 from imagegate.db.keys import KeyStore
 from imagegate.db.request_logs import RequestLogWriter
+from imagegate.db.tasks import TaskStore
 from imagegate.db.versions import ConfigVersions, VersionWatcher
 from imagegate.http import HttpClients
 from imagegate.limits import RateLimiter, create_limiter
@@ -38,6 +39,7 @@ from imagegate.services.delivery import Delivery
 from imagegate.services.generation import GenerationPipeline
 from imagegate.services.inputs import InputLoader
 from imagegate.services.routing import ChannelRouter
+from imagegate.services.tasks import TaskService
 from imagegate.settings import Settings
 from imagegate.storage.base import ImageStore
 from imagegate.storage.factory import open_store
@@ -74,6 +76,9 @@ class Gateway:
     versions: ConfigVersions
     #: This process's hold lease, and the release of the holds of dead processes.
     reaper: StaleHoldReaper
+    #: Async tasks (SPEC §10): the queue in the database, and this process's runner and webhook
+    #: sender once `api.tasks.start_tasks` started them.
+    tasks: TaskService
     #: Deletes images past IMAGEGATE_IMAGE_RETENTION_DAYS, one replica at a time (storage/retention).
     sweeper: RetentionSweeper | None = None
 
@@ -112,6 +117,8 @@ class Gateway:
         delivery = Delivery(store, http, settings.resolved_public_url)
         keys = KeyStore(engine)
         limiter = create_limiter(settings)
+        generation = GenerationPipeline(catalogs, routing, inputs, billing, delivery)
+        tasks = TaskService(TaskStore(engine), generation, billing, settings)
         gateway = cls(
             settings=settings,
             engine=engine,
@@ -120,7 +127,7 @@ class Gateway:
             store=store,
             keys=keys,
             auth=Authenticator(keys, settings.admin_key, settings.key_cache_ttl_s, limiter),
-            generation=GenerationPipeline(catalogs, routing, inputs, billing, delivery),
+            generation=generation,
             chat=ChatTranslator(catalogs, settings.resolved_public_url),
             started_at=int(time.time()),
             routing=routing,
@@ -134,6 +141,7 @@ class Gateway:
             watcher=watcher,
             versions=versions,
             reaper=reaper,
+            tasks=tasks,
         )
         # --- image retention (storage) ---
         gateway.sweeper = RetentionSweeper(store, settings, engine)
@@ -146,6 +154,8 @@ class Gateway:
         return self.catalogs.current
 
     async def stop(self) -> None:
+        # Tasks first: running ones go back to the queue (holds kept) while the engine is open.
+        await self.tasks.stop()
         # --- image retention (storage) ---
         if self.sweeper is not None:
             await self.sweeper.stop()

@@ -16,6 +16,7 @@ from imagegate.db.engine import create_engine
 from imagegate.db.keys import KeyStore
 from imagegate.db.request_logs import RequestLogRow
 from imagegate.db.tables import LeaseRow, LedgerRow, OpenHoldRow
+from imagegate.db.tasks_tables import TaskRow
 
 
 async def assert_invariant(ledger: Ledger, key_id: str, balance: int) -> None:
@@ -202,3 +203,36 @@ async def test_processes_releasing_at_once_give_each_hold_back_once(
     assert sorted(released) == sorted(held)
     await assert_invariant(dead, key.id, 1_000_000)
     assert len(await log_rows(engine)) == 30
+
+
+async def test_the_hold_of_a_live_task_outlives_the_process_that_took_it(engine: AsyncEngine) -> None:
+    """A task's hold is the task's: queued or running, no reaper takes it; once it ended, a leak is."""
+    key, _ = await KeyStore(engine).create("k", quota_usd="1")
+    submitter, me = Ledger(engine), Ledger(engine)
+    for ledger in (submitter, me):
+        await renew_lease(engine, ledger.owner, 30)
+    for task_id, status in (
+        ("task_queued", "queued"),
+        ("task_running", "processing"),
+        ("task_done", "failed"),
+    ):
+        await submitter.hold(key.id, task_id, 10_000)
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(TaskRow).values(
+                    id=task_id,
+                    key_id=key.id,
+                    operation="generate",
+                    model="demo",
+                    status=status,
+                    request={},
+                    principal={},
+                    created_at=0.0,
+                )
+            )
+    await expire(engine, submitter.owner)  # the submitting process died
+
+    released = await release_stale(engine, keep=me.owner)
+
+    assert [hold.request_id for hold in released] == ["task_done"]
+    await assert_invariant(me, key.id, 1_000_000 - 20_000)

@@ -162,6 +162,9 @@ def test_serve_passes_options_to_uvicorn(
     monkeypatch.setitem(run.RUNNERS, "uvicorn", lambda *args: calls.append(args) or 0)
     for variable in ("IMAGEGATE_HOST", "IMAGEGATE_PORT"):
         monkeypatch.setenv(variable, "placeholder")  # so the values serve exports are undone later
+    # --workers 3 exports a multiprocess metrics folder; undone after the test like the others.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
 
     assert main(["serve", "--host", "0.0.0.0", "--port", "9123", "--workers", "3"]) == 0
 

@@ -97,6 +97,8 @@ class FakeOpenAIUpstream(LoopbackServer):
         self.fail_times: int | None = None
         #: Sleep this long before answering (timeouts, concurrency).
         self.delay_s = 0.0
+        #: When streaming, sleep this long after the partials, before the completed events.
+        self.after_partials_delay_s = 0.0
         #: Answer 200 with a body that is not JSON.
         self.malformed = False
         #: Honour stream=true with SSE; False answers plain JSON as if the flag were ignored.
@@ -253,6 +255,8 @@ class FakeOpenAIUpstream(LoopbackServer):
         for index, preview in enumerate(previews):
             b64 = base64.b64encode(preview).decode("ascii")
             await send(f"{kind}.partial_image", {"b64_json": b64, "partial_image_index": index})
+        if self.after_partials_delay_s:
+            await asyncio.sleep(self.after_partials_delay_s)
         if self.stream_error is not None:
             await send("error", {"type": "error", "error": self.stream_error})
         for image in [] if self.stream_error else images:

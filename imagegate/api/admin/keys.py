@@ -22,6 +22,7 @@ from imagegate.db.key_values import ApiKey
 from imagegate.db.keys import MAX_QUOTA_USD, KeyStore, QuotaCeiling
 from imagegate.domain import ResponseFormat
 from imagegate.money import format_usd
+from imagegate.services.tasks_webhooks import check_webhook_url, new_secret
 
 router = admin_router(tags=["keys"])
 
@@ -64,6 +65,8 @@ class KeyUpdate(BaseModel):
     expires_at: AwareDatetime | None = None
     ip_allowlist: list[str] | None = None
     response_format: ResponseFormat | None = None
+    #: Where the key's async tasks are reported when they end (SPEC §10); null: nowhere.
+    webhook_url: str | None = None
 
 
 class KeyPublic(BaseModel):
@@ -159,16 +162,38 @@ async def get_key(request: Request, key_id: KeyId) -> KeyPublic:
 
 @router.patch("/keys/{key_id}", response_model=KeyPublic)
 async def update_key(request: Request, key_id: KeyId, body: KeyUpdate) -> KeyPublic:
+    fields = body.model_dump(exclude_unset=True)
+    webhook = {"url": fields.pop("webhook_url")} if "webhook_url" in fields else None
+    if webhook is not None and webhook["url"] is not None:
+        check_webhook_url(webhook["url"])
     try:
-        key = await _store(request).update(key_id, **body.model_dump(exclude_unset=True))
+        key = await _store(request).update(key_id, **fields)
     except QuotaCeiling as exc:
         raise invalid(exc, param="add_quota_usd") from exc  # only the store knows the current quota
     except ValueError as exc:
         raise invalid(exc) from exc
     if key is None:
         raise not_found("key", key_id)
+    if webhook is not None:
+        await gateway(request).tasks.store.set_key_webhook(key_id, **webhook)
     gateway(request).auth.forget()  # new limits apply at once in this process
     return KeyPublic.from_domain(key)
+
+
+class WebhookSecret(BaseModel):
+    object: Literal["webhook_secret"] = "webhook_secret"
+    key_id: str
+    #: ``whsec_…``: verify task webhooks with it (Standard Webhooks). Replaces the previous one.
+    secret: str
+
+
+@router.post("/keys/{key_id}/webhook-secret", response_model=WebhookSecret)
+async def rotate_webhook_secret(request: Request, key_id: KeyId) -> WebhookSecret:
+    if await _store(request).get(key_id) is None:
+        raise not_found("key", key_id)
+    secret = new_secret()
+    await gateway(request).tasks.store.set_key_webhook(key_id, secret=secret)
+    return WebhookSecret(key_id=key_id, secret=secret)
 
 
 @router.delete("/keys/{key_id}", response_model=KeyPublic)

@@ -1,0 +1,236 @@
+"""Async tasks (SPEC §10): submit, read, wait for, cancel and list image requests run in the background.
+
+    tasks = TaskService(store, pipeline, billing, runner, webhooks, settings)
+    task = await tasks.submit(request, principal, webhook_url=None)   # checks + hold now, run later
+    task = await tasks.wait(task.id, principal, timeout_s=30)         # Prefer: wait=30
+    task = await tasks.cancel(task.id, principal)
+
+Submitting does exactly what a sync request does before it runs — validation, access, the quota
+hold (``pipeline.admit`` with the task id as request id) — so its errors are the sync errors; the
+request and its uploads are then stored and any runner may run it (``tasks_runner``). The one
+who moves a task to its end state in the database owns its money from then: the runner (settle or
+release through the pipeline), or here a cancel of a task still queued (release).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from imagegate.billing.ledger import Hold
+from imagegate.billing.meter import Billing
+from imagegate.db.request_logs import RequestLogWriter
+from imagegate.db.tasks import TaskState, TaskStore, WebhookAttempt
+from imagegate.domain import ImageRequest, Principal
+from imagegate.errors import InvalidRequest, NotFound
+from imagegate.services.generation import GenerationPipeline
+from imagegate.services.tasks_codec import principal_to_json, request_to_json, task_object
+from imagegate.services.tasks_runner import TaskRenderer, TaskRunner
+from imagegate.services.tasks_webhooks import WebhookSender, check_webhook_url, webhook_fields
+from imagegate.settings import Settings
+
+STATUSES = ("queued", "processing", "completed", "failed", "cancelled")
+#: The longest ``Prefer: wait=N`` honoured (§10).
+MAX_WAIT_S = 60
+_POLL_S = 0.25
+
+
+def new_task_id() -> str:
+    return "task_" + secrets.token_hex(12)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """A task as its owner sees it: the row, and its place in the queue while it waits."""
+
+    task: TaskState
+    position: int | None = None
+
+    def to_wire(self) -> dict[str, object]:
+        return task_object(self.task, position=self.position)
+
+
+class TaskService:
+    def __init__(
+        self,
+        store: TaskStore,
+        pipeline: GenerationPipeline,
+        billing: Billing,
+        settings: Settings,
+    ) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.billing = billing
+        self.settings = settings
+        self.runner: TaskRunner | None = None
+        self.webhooks: WebhookSender | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # -- life (the runner needs the API's renderers, so it starts once those are known) ---------
+
+    async def start(self, renderer: TaskRenderer, request_log: RequestLogWriter) -> None:
+        self.runner = TaskRunner(
+            self.store, self.pipeline, self.billing, request_log, self.settings, renderer
+        )
+        self.webhooks = WebhookSender(self.store, self.settings)
+        await self.runner.start()
+        await self.webhooks.start()
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name="tasks-expiry")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self.runner is not None:
+            await self.runner.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
+
+    # -- client operations ----------------------------------------------------------------------
+
+    async def submit(self, request: ImageRequest, principal: Principal, webhook_url: str | None) -> TaskView:
+        if webhook_url is not None:
+            check_webhook_url(webhook_url)
+        else:
+            webhook_url, _secret = await self.store.key_webhook(principal.key_id)
+        task_id = new_task_id()
+        # The answer is never a stream (progress is the events endpoint), but partial images are
+        # still asked of the upstream when wanted, for those events.
+        request.stream = request.partial_images > 0
+        meter = await self.pipeline.admit(request, principal, task_id)
+        stored, inputs = request_to_json(request)
+        now = time.time()
+        values = {
+            "id": task_id,
+            "key_id": principal.key_id,
+            "operation": request.operation,
+            "model": request.public_model,
+            "status": "queued",
+            "request": stored,
+            "principal": principal_to_json(principal),
+            "hold_micros": meter.hold.amount if meter.hold is not None and meter.hold.recorded else None,
+            "created_at": now,
+            "webhook_url": webhook_url,
+        }
+        try:
+            await self.store.create(values, inputs)
+        except BaseException:
+            await meter.close()  # not stored: nobody will run it, so the hold goes back now
+            raise
+        if self.runner is not None:
+            self.runner.wake()
+        # Built from what was written rather than read back: submit is the hot path of a burst.
+        return TaskView(new_task_state(values))
+
+    async def get(self, task_id: str, principal: Principal) -> TaskView:
+        task = await self.store.get(task_id)
+        if task is None or not (principal.is_admin or task.key_id == principal.key_id):
+            # Another key's task does not exist as far as this key can tell.
+            raise NotFound(f"No task with id '{task_id}'.", param="task_id", code="task_not_found")
+        return TaskView(task, await self.store.position(task) if task.status == "queued" else None)
+
+    async def wait(self, task_id: str, principal: Principal, timeout_s: float) -> TaskView:
+        """The task once it ended, or as it is after ``timeout_s``."""
+        deadline = time.monotonic() + min(timeout_s, MAX_WAIT_S)
+        while True:
+            view = await self.get(task_id, principal)
+            if view.task.ended or time.monotonic() >= deadline:
+                return view
+            await asyncio.sleep(min(_POLL_S, max(0.0, deadline - time.monotonic())))
+
+    async def cancel(self, task_id: str, principal: Principal) -> TaskView:
+        view = await self.get(task_id, principal)
+        task = view.task
+        if task.status == "queued":
+            ended = _ended_copy(task, "cancelled")
+            fields = webhook_fields(ended, task_object(ended), self.settings)
+            if await self.store.finish(
+                task.id, runner_id=None, from_status="queued", status="cancelled", webhook=fields
+            ):
+                await self._release(task)
+                return await self.get(task_id, principal)
+            task = (await self.get(task_id, principal)).task  # claimed meanwhile
+        if task.status == "processing":
+            if not (self.runner is not None and self.runner.cancel_local(task.id)):
+                await self.store.request_cancel(task.id)
+            # The runner releases the hold and ends the task within a second or two.
+            return await self.wait(task_id, principal, timeout_s=10)
+        return await self.get(task_id, principal)
+
+    async def page(
+        self, principal: Principal, *, status: str | None, limit: int, after: str | None
+    ) -> tuple[list[TaskView], bool]:
+        if status is not None and status not in STATUSES:
+            raise InvalidRequest(
+                f"Invalid value for 'status': expected one of {', '.join(STATUSES)}.", param="status"
+            )
+        if not 1 <= limit <= 100:
+            raise InvalidRequest("Invalid value for 'limit': expected 1 to 100.", param="limit")
+        owner = None if principal.is_admin else principal.key_id
+        tasks, more = await self.store.page(owner, status=status, limit=limit, after=after)
+        return [TaskView(task) for task in tasks], more
+
+    async def attempts(self, task_id: str) -> list[WebhookAttempt]:
+        return await self.store.attempts(task_id)
+
+    # -- money and expiry -------------------------------------------------------------------------
+
+    async def _release(self, task: TaskState) -> None:
+        if task.hold_micros is not None and self.billing.ledger is not None:
+            await self.billing.ledger.release(Hold(task.key_id, task.id, task.hold_micros, recorded=True))
+
+    async def expire(self) -> None:
+        """Tasks still queued after the TTL fail (hold released); ended ones past it are deleted."""
+        cutoff = time.time() - self.settings.task_ttl_hours * 3600
+        for task in await self.store.stale_queued(cutoff):
+            error = {
+                "message": "The task waited in the queue longer than the task lifetime and expired.",
+                "type": "server_error",
+                "param": None,
+                "code": "task_expired",
+            }
+            ended = _ended_copy(task, "failed")
+            ended.error = error
+            fields = webhook_fields(ended, task_object(ended), self.settings)
+            if await self.store.finish(
+                task.id, runner_id=None, from_status="queued", status="failed", error=error, webhook=fields
+            ):
+                await self._release(task)
+        await self.store.delete_ended(cutoff)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await self.expire()
+            await asyncio.sleep(60)
+
+
+def new_task_state(values: dict[str, Any]) -> TaskState:
+    """The row just inserted, as the store would read it back."""
+    defaults: dict[str, Any] = {
+        "started_at": None,
+        "completed_at": None,
+        "runner_id": None,
+        "lease_until": None,
+        "claims": 0,
+        "cancel_requested": False,
+        "partial_images_received": 0,
+        "result": None,
+        "error": None,
+        "webhook_state": None,
+        "webhook_id": None,
+        "webhook_attempts": 0,
+    }
+    fields: dict[str, Any] = {name: values.get(name, defaults.get(name)) for name in TaskState.__slots__}
+    return TaskState(**fields)
+
+
+def _ended_copy(task: TaskState, status: str) -> TaskState:
+    ended = TaskState(*(getattr(task, name) for name in TaskState.__slots__))
+    ended.status, ended.completed_at = status, time.time()
+    return ended
