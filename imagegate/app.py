@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from imagegate import __version__, tracing
-from imagegate.api import admin_channels, chat, files, health, images, metrics, models, openapi_v1, tasks
+from imagegate.api import chat, files, health, images, metrics, models, openapi_v1, tasks
 from imagegate.api.admin import include_admin_api
 from imagegate.api.client_ip import ClientIpResolver
 from imagegate.api.errors import install_error_handlers
@@ -48,7 +48,6 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     for module in (images, chat, models, files, health, metrics):
         app.include_router(module.router)
-    app.include_router(admin_channels.router)
     app.include_router(tasks.router)
     app.include_router(tasks.admin)
     include_admin_api(app)

@@ -195,16 +195,41 @@ class Usage:
         )
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any] | None) -> Usage | None:
-        if not isinstance(data, dict):
+    def from_wire(cls, data: Any) -> Usage | None:
+        """OpenAI's ``usage`` object, checked: ValueError names the first impossible field."""
+        if data is None:
             return None
-        details = data.get("input_tokens_details") or {}
+        if not isinstance(data, dict):
+            raise ValueError("usage is not an object")
+        details = data.get("input_tokens_details")
+        if details is None:
+            details = {}
+        if not isinstance(details, dict):
+            raise ValueError("usage.input_tokens_details is not an object")
         return cls(
-            input_tokens=int(data.get("input_tokens") or 0),
-            output_tokens=int(data.get("output_tokens") or 0),
-            text_tokens=int(details.get("text_tokens") or 0),
-            image_tokens=int(details.get("image_tokens") or 0),
+            input_tokens=token_count(data.get("input_tokens"), "input_tokens"),
+            output_tokens=token_count(data.get("output_tokens"), "output_tokens"),
+            text_tokens=token_count(details.get("text_tokens"), "input_tokens_details.text_tokens"),
+            image_tokens=token_count(details.get("image_tokens"), "input_tokens_details.image_tokens"),
         )
+
+
+#: No single upstream call reports this many tokens; a count at or above it is a broken answer
+#: (and would overflow the request log's columns and the ledger's arithmetic).
+MAX_TOKENS = 10**9
+
+
+def token_count(value: Any, field: str) -> int:
+    """A token count as an upstream reported it: absent is 0, else a whole number in [0, MAX_TOKENS)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"usage.{field} is not a number")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"usage.{field} is not a whole number")
+    if not 0 <= value < MAX_TOKENS:
+        raise ValueError(f"usage.{field} is out of range")
+    return int(value)
 
 
 @dataclass(slots=True)

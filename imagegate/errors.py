@@ -11,6 +11,7 @@
      ├── ClientClosedRequest          499 the client left mid-request (for the logs only)
      ├── RateLimited                  429 rate_limit_exceeded / insufficient_quota
      ├── UpstreamFailed               502 upstream_error
+     │    └── UpstreamMalformed       502 upstream_malformed: an answer no upstream should give
      ├── NoHealthyChannel             503 no_healthy_channel
      ├── StorageUnavailable           503 storage_unavailable
      └── UpstreamTimeout              504 upstream_timeout
@@ -117,6 +118,13 @@ class UpstreamFailed(GatewayError):
     status = 502
     type = "upstream_error"
     code = "upstream_error"
+
+
+class UpstreamMalformed(UpstreamFailed):
+    """The upstream answered, but with values that cannot be true (negative or absurd token counts)."""
+
+    type = "upstream_malformed"
+    code = "upstream_malformed"
 
 
 class NoHealthyChannel(GatewayError):

@@ -21,23 +21,30 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-ProviderName = Literal["openai", "openai-chat-image", "gemini", "diffusers", "demo"]
-
 
 class ChannelConfig(BaseModel):
-    """One upstream account or local model that serves some public model names."""
+    """One upstream account or local model that serves some public model names.
 
-    name: str
-    provider: ProviderName
+    The one channel schema: the config file's ``[[channels]]``, the database's rows and the admin
+    API's bodies are all this model. ``provider`` names a provider class (its ``name``); the
+    catalog checks it, and the class's capability flags, when it is built.
+    """
+
+    name: str = Field(min_length=1, max_length=200)
+    provider: str = Field(min_length=1, max_length=64)
+    #: A disabled channel serves nothing; its models stay known (503 instead of 404).
+    enabled: bool = True
     base_url: str = ""
     api_key: str = ""
     models: list[str] = Field(default_factory=list)
     model_map: dict[str, str] = Field(default_factory=dict)
-    priority: int = 0
-    weight: int = Field(default=1, ge=1)
-    timeout_s: float = Field(default=300.0, gt=0)
+    # Bounds far past any real setting and inside the database's 32-bit integer columns, so a
+    # typo is a clear error naming the field, not an overflow in the database or the loop's timer.
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000)
+    weight: int = Field(default=1, ge=1, le=1_000_000)
+    timeout_s: float = Field(default=300.0, gt=0, le=86_400)
     #: At most this many requests in flight on this channel (None: no limit).
-    max_concurrency: int | None = Field(default=None, ge=1)
+    max_concurrency: int | None = Field(default=None, ge=1, le=1_000_000)
     #: Provider-specific settings (e.g. a local model's path or device).
     options: dict[str, Any] = Field(default_factory=dict)
 

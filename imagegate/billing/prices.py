@@ -1,8 +1,11 @@
 """The price book: which price applies to a model, and what a request costs under it.
 
 Precedence: a ``model_prices`` row (set through the admin API) beats the config file's
-``[models.NAME] price``, which beats the shipped default (`DEFAULT_PRICES`). Database rows are
-re-read every ``refresh_s`` seconds, so a price set in one process reaches the others.
+``[models.NAME] price``, which beats the shipped default (`DEFAULT_PRICES`). Every price write
+bumps the ``prices`` config version (`imagegate.db.versions`); a process whose price book is
+subscribed to it (`VersionWatcher.subscribe("prices", book.on_version)`) re-reads the rows when
+the version moves, so a price set in one process applies in the others within about a second.
+Without a watcher (tools, tests) rows are re-read every ``refresh_s`` seconds on use.
 
     prices = PriceBook({"gpt-image-2": {"per_token": {"image_out": 30}}}, engine)
     await prices.load()
@@ -22,16 +25,19 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from imagegate.billing import costs
 from imagegate.billing.price import DEFAULT_PRICES, Price, default_price, parse_price
 from imagegate.db.tables import ModelPriceRow
+from imagegate.db.versions import ConfigVersions
 from imagegate.domain import ImageRequest, ImageResult
 
 logger = logging.getLogger("imagegate.billing")
 
 Source = Literal["db", "config", "default"]
+#: The config version every price write bumps.
+PRICES_VERSION = "prices"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,7 @@ class PriceBook:
         config_prices: Mapping[str, dict[str, Any] | None],
         engine: AsyncEngine | None = None,
         refresh_s: float = 5.0,
+        versions: ConfigVersions | None = None,
     ) -> None:
         # Config prices are validated at start-up: a typo should stop the gateway, not bill zero.
         self._config: dict[str, Price] = {}
@@ -62,6 +69,9 @@ class PriceBook:
         self._db: dict[str, tuple[Price, datetime]] = {}
         self._next_refresh = 0.0
         self._refreshing = False
+        self._versions = versions or (ConfigVersions(engine) if engine is not None else None)
+        #: True once a version watcher drives reloads (`on_version`): no interval re-reads.
+        self.watched = False
 
     # -- lookup -------------------------------------------------------------------------------
 
@@ -118,9 +128,14 @@ class PriceBook:
         self._db = loaded
         self._next_refresh = time.monotonic() + self._refresh_s
 
+    async def on_version(self, version: int) -> None:
+        """The ``prices`` version moved (a write here or in another process): re-read the rows."""
+        self.watched = True
+        await self.load()
+
     async def refresh(self) -> None:
         """Re-read overrides when they are older than ``refresh_s``; cheap to call per request."""
-        if self._engine is None or self._refreshing or time.monotonic() < self._next_refresh:
+        if self.watched or self._engine is None or self._refreshing or time.monotonic() < self._next_refresh:
             return
         self._refreshing = True
         try:
@@ -147,7 +162,9 @@ class PriceBook:
             )
             if changed.rowcount == 0:
                 await connection.execute(insert(ModelPriceRow).values(model=model, **values))
+            await self._bump(connection)
         self._db[model] = (price, now)
+        await self._announce()
         return price
 
     async def delete_price(self, model: str) -> bool:
@@ -155,8 +172,19 @@ class PriceBook:
         engine = self._require_engine()
         async with engine.begin() as connection:
             result = await connection.execute(delete(ModelPriceRow).where(ModelPriceRow.model == model))
+            if result.rowcount == 1:
+                await self._bump(connection)
         self._db.pop(model, None)
+        await self._announce()
         return result.rowcount == 1
+
+    async def _bump(self, connection: AsyncConnection) -> None:
+        if self._versions is not None:
+            await self._versions.bump(connection, PRICES_VERSION)
+
+    async def _announce(self) -> None:
+        if self._versions is not None:
+            await self._versions.announce(PRICES_VERSION)
 
     def _require_engine(self) -> AsyncEngine:
         if self._engine is None:

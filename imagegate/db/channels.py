@@ -5,10 +5,13 @@ A stored channel has exactly the fields of :class:`~imagegate.settings.ChannelCo
 and never leaves this module except inside the `ChannelConfig` the catalog builds providers
 from; everything shown to people carries only :func:`mask_secret`'s hint.
 
-    store = ChannelStore(engine)
-    await store.create(ChannelConfig(name="eu", provider="openai", base_url=..., api_key="sk-..."))
-    configs = await store.configs()          # for Catalog(settings + DB channels)
+    store = ChannelStore(engine, versions)
+    await store.create({"name": "eu", "provider": "openai", "base_url": ..., "api_key": "sk-..."})
+    configs = await store.configs()          # for the catalog (settings + DB channels)
     await store.delete("eu")
+
+Every write bumps the ``channels`` config version in its transaction and announces it, so every
+process watching the version (`imagegate.db.versions.VersionWatcher`) reloads its catalog.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, Integer, String, Text, delete, insert, select, update
+from sqlalchemy import JSON, Boolean, Float, Integer, String, Text, delete, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from imagegate.db.tables import Base, UtcDateTime
+from imagegate.db.versions import ConfigVersions
 from imagegate.settings import ChannelConfig
 
 
@@ -43,6 +47,7 @@ class ChannelRow(Base):
     timeout_s: Mapped[float] = mapped_column(Float, default=300.0)
     max_concurrency: Mapped[int | None] = mapped_column(Integer, nullable=True)
     options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
@@ -91,8 +96,12 @@ _FIELDS = tuple(c.name for c in ChannelRow.__table__.columns if c.name not in ("
 class ChannelStore:
     """Stored channels in the database behind ``engine``; the caller owns the engine."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    #: The config version every write bumps.
+    VERSION = "channels"
+
+    def __init__(self, engine: AsyncEngine, versions: ConfigVersions | None = None) -> None:
         self._engine = engine
+        self.versions = versions or ConfigVersions(engine)
 
     async def list(self) -> builtins.list[StoredChannel]:
         query = select(ChannelRow.__table__).order_by(ChannelRow.created_at, ChannelRow.name)
@@ -116,8 +125,10 @@ class ChannelStore:
         try:
             async with self._engine.begin() as connection:
                 await connection.execute(insert(ChannelRow).values(**values, created_at=now, updated_at=now))
+                await self.versions.bump(connection, self.VERSION)
         except IntegrityError as exc:
             raise ChannelExists(values["name"]) from exc
+        await self.versions.announce(self.VERSION)
         return StoredChannel(values, now, now)
 
     async def replace(self, name: str, fields: dict[str, Any]) -> StoredChannel | None:
@@ -128,12 +139,18 @@ class ChannelStore:
         async with self._engine.begin() as connection:
             if (await connection.execute(statement)).rowcount != 1:
                 return None
+            await self.versions.bump(connection, self.VERSION)
+        await self.versions.announce(self.VERSION)
         return await self.get(name)
 
     async def delete(self, name: str) -> bool:
         async with self._engine.begin() as connection:
             result = await connection.execute(delete(ChannelRow).where(ChannelRow.name == name))
-        return result.rowcount == 1
+            if result.rowcount != 1:
+                return False
+            await self.versions.bump(connection, self.VERSION)
+        await self.versions.announce(self.VERSION)
+        return True
 
 
 def _validated(fields: dict[str, Any]) -> dict[str, Any]:

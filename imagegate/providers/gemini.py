@@ -31,12 +31,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import aiohttp
 import orjson
 
 from imagegate.domain import GeneratedImage, ImageBlob, ImageRequest, ImageResult, ProviderEvent, Usage
@@ -49,18 +48,26 @@ from imagegate.errors import (
 from imagegate.media.transcode import measured_size
 from imagegate.providers.base import Provider
 from imagegate.providers.gemini_sizes import image_config, supports_image_size
+from imagegate.providers.upstream import (
+    UpstreamClient,
+    UpstreamError,
+    error_object,
+    parse_usage,
+    token_count,
+)
 from imagegate.providers.upstream_errors import (
     bad_response,
     credentials_rejected,
     json_object,
     model_not_served,
     rate_limited,
-    transport_error,
 )
 
+if TYPE_CHECKING:
+    from imagegate.http import HttpClients
+    from imagegate.settings import ChannelConfig
+
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
-# What a call may raise besides our own errors; anything else is a bug and should surface as one.
-_TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientError, ValueError, TypeError)
 _MASK_NOTE = (
     "The last image is a mask for the first one: change only the areas where the mask is "
     "transparent and keep everything else exactly as it is."
@@ -73,9 +80,16 @@ class GeminiProvider(Provider):
     can_edit = True
     needs_key = True
 
-    @property
-    def base_url(self) -> str:
-        return (self.channel.base_url or DEFAULT_BASE_URL).rstrip("/")
+    def __init__(self, channel: ChannelConfig, http: HttpClients) -> None:
+        super().__init__(channel, http)
+        self.upstream = UpstreamClient(
+            channel,
+            http,
+            default_base_url=DEFAULT_BASE_URL,
+            # Sent as a header, never in the URL, where proxies and logs would keep it.
+            headers={"x-goog-api-key": channel.api_key, "Content-Type": "application/json"},
+            map_error=gemini_error,
+        )
 
     async def generate(self, request: ImageRequest, upstream_model: str) -> AsyncIterator[ProviderEvent]:
         yield await self._run(request, upstream_model, [{"text": request.prompt}])
@@ -134,46 +148,35 @@ class GeminiProvider(Provider):
 
     async def _call(self, payload: bytes, upstream_model: str) -> Answer:
         model = quote(upstream_model.removeprefix("models/"), safe="")
-        url = f"{self.base_url}/models/{model}:generateContent"
-        headers = {"x-goog-api-key": self.channel.api_key, "Content-Type": "application/json"}
-        timeout = aiohttp.ClientTimeout(total=self.channel.timeout_s)
+        async with self.upstream.post(
+            f"/models/{model}:generateContent", upstream_model, data=payload
+        ) as response:
+            raw = await response.read()
         try:
-            async with self.http.upstream.post(
-                url, data=payload, headers=headers, timeout=timeout
-            ) as response:
-                raw = await response.read()
-                if response.status >= 400:
-                    raise self._status_error(response.status, raw, response.headers, upstream_model)
             return _read_answer(raw)
-        except _TRANSPORT_ERRORS as exc:
-            raise self._transport_error(exc) from exc
+        except (ValueError, TypeError) as exc:  # a field of the answer had the wrong shape
+            raise bad_response(f"channel {self.channel.name}: the upstream's answer was malformed") from exc
 
-    # -- failures -----------------------------------------------------------------------------
 
-    def _status_error(
-        self, status: int, raw: bytes, headers: Mapping[str, str], upstream_model: str
-    ) -> GatewayError:
-        error = _error_body(raw)
-        key = self.channel.api_key
-        message = str(error.get("message") or f"Gemini answered HTTP {status}")
-        message = message.replace(key, "***") if key else message
-        google_status = str(error.get("status") or "")
-        channel = self.channel.name
-        # Google answers a wrong key with 400 INVALID_ARGUMENT (reason API_KEY_INVALID): that is
-        # this gateway's credential failing, a 502, never the client's 400 or 401.
-        if status in (401, 403) or "API_KEY_INVALID" in _reasons(error):
-            return credentials_rejected(self.channel)
-        if status == 404:
-            return model_not_served(self.channel, upstream_model, message)
-        if status == 429 or google_status == "RESOURCE_EXHAUSTED":
-            return rate_limited(headers.get("Retry-After") or _retry_delay(error))
-        # FAILED_PRECONDITION is the account's problem (billing, region), not the request's.
-        if status in (400, 413, 422) and google_status != "FAILED_PRECONDITION":
-            return UpstreamRejected(message, code="upstream_rejected", status=413 if status == 413 else 400)
-        return UpstreamFailed(f"channel {channel}: the upstream answered HTTP {status}: {message}")
-
-    def _transport_error(self, exc: Exception) -> GatewayError:
-        return transport_error(self.channel, exc)
+def gemini_error(failure: UpstreamError) -> GatewayError:
+    """Google's error envelope (``{"error": {code, message, status, details}}``) as our error."""
+    status = failure.status or 502
+    error = error_object(failure.body)
+    message = str(error.get("message") or f"Gemini answered HTTP {status}")
+    google_status = str(error.get("status") or "")
+    channel = failure.channel
+    # Google answers a wrong key with 400 INVALID_ARGUMENT (reason API_KEY_INVALID): that is
+    # this gateway's credential failing, a 502, never the client's 400 or 401.
+    if status in (401, 403) or "API_KEY_INVALID" in _reasons(error):
+        return credentials_rejected(channel)
+    if status == 404:
+        return model_not_served(channel, failure.upstream_model, message)
+    if status == 429 or google_status == "RESOURCE_EXHAUSTED":
+        return rate_limited(failure.headers.get("Retry-After") or _retry_delay(error))
+    # FAILED_PRECONDITION is the account's problem (billing, region), not the request's.
+    if status in (400, 413, 422) and google_status != "FAILED_PRECONDITION":
+        return UpstreamRejected(message, code="upstream_rejected", status=413 if status == 413 else 400)
+    return UpstreamFailed(f"channel {channel.name}: the upstream answered HTTP {status}: {message}")
 
 
 async def _concurrently(calls: list[Coroutine[Any, Any, Answer]]) -> list[Answer]:
@@ -275,41 +278,35 @@ def _collect(candidate: Any, images: list[GeneratedImage], texts: list[str]) -> 
 
 def _usage(meta: Any) -> Usage | None:
     """``usageMetadata`` as image usage: prompt tokens in (split by modality), candidate tokens out."""
-    if not isinstance(meta, dict):
+    if meta is None:
         return None
-    prompt = int(meta.get("promptTokenCount") or 0)
-    details = _by_modality(meta.get("promptTokensDetails"))
+    if not isinstance(meta, dict):
+        return parse_usage(meta)  # not an object: malformed
+    prompt = token_count(meta.get("promptTokenCount"), "promptTokenCount")
+    details = _by_modality(meta.get("promptTokensDetails"), "promptTokensDetails")
     output = meta.get("candidatesTokenCount")
     if output is None:
-        output = _by_modality(meta.get("candidatesTokensDetails")).get("IMAGE", 0)
-    return Usage(
-        input_tokens=prompt,
-        output_tokens=int(output),
-        # Without a breakdown a prompt is all text (an edit's answer always carries one).
-        text_tokens=details.get("TEXT", 0) if details else prompt,
-        image_tokens=details.get("IMAGE", 0),
+        output = _by_modality(meta.get("candidatesTokensDetails"), "candidatesTokensDetails").get("IMAGE", 0)
+    return parse_usage(
+        {
+            "input_tokens": prompt,
+            "output_tokens": output,
+            "input_tokens_details": {
+                # Without a breakdown a prompt is all text (an edit's answer always carries one).
+                "text_tokens": details.get("TEXT", 0) if details else prompt,
+                "image_tokens": details.get("IMAGE", 0),
+            },
+        }
     )
 
 
-def _by_modality(details: Any) -> dict[str, int]:
+def _by_modality(details: Any, field: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     for item in details if isinstance(details, list) else []:
         if isinstance(item, dict):
             modality = str(item.get("modality") or "")
-            counts[modality] = counts.get(modality, 0) + int(item.get("tokenCount") or 0)
+            counts[modality] = counts.get(modality, 0) + token_count(item.get("tokenCount"), field)
     return counts
-
-
-def _error_body(raw: bytes) -> dict[str, Any]:
-    """The ``error`` object of Google's envelope (``{"error": {code, message, status}}``), or {}."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return {}
-    if isinstance(body, list) and body:  # some Google front ends wrap the envelope in a list
-        body = body[0]
-    error = body.get("error") if isinstance(body, dict) else None
-    return error if isinstance(error, dict) else {}
 
 
 def _reasons(error: dict[str, Any]) -> set[str]:

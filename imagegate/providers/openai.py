@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
-import orjson
 
 from imagegate.domain import (
     Base64Text,
@@ -24,25 +22,37 @@ from imagegate.domain import (
     ImageResult,
     PartialImage,
     ProviderEvent,
-    Usage,
 )
 from imagegate.errors import GatewayError, UpstreamFailed, UpstreamRejected
 from imagegate.providers.base import Provider
 from imagegate.providers.sse import iter_sse
+from imagegate.providers.upstream import UpstreamClient, UpstreamError, error_object, parse_usage
 from imagegate.providers.upstream_errors import (
     bad_response,
     credentials_rejected,
     json_object,
     model_not_served,
     rate_limited,
-    transport_error,
 )
+
+if TYPE_CHECKING:
+    from imagegate.http import HttpClients
+    from imagegate.settings import ChannelConfig
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _FORMATS: dict[str, ImageFormat] = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "webp": "webp"}
 _Kind = Literal["image_generation", "image_edit"]
-# What a call may raise besides our own errors; anything else is a bug and should surface as one.
-_TRANSPORT_ERRORS = (TimeoutError, aiohttp.ClientError, ValueError, TypeError)
+
+
+def openai_client(channel: ChannelConfig, http: HttpClients) -> UpstreamClient:
+    """The upstream client of any host that speaks OpenAI's API (bearer key, OpenAI's error envelope)."""
+    return UpstreamClient(
+        channel,
+        http,
+        default_base_url=DEFAULT_BASE_URL,
+        headers={"Authorization": f"Bearer {channel.api_key}"},
+        map_error=openai_error,
+    )
 
 
 class OpenAIProvider(Provider):
@@ -51,9 +61,9 @@ class OpenAIProvider(Provider):
     can_edit = True
     needs_key = True
 
-    @property
-    def base_url(self) -> str:
-        return (self.channel.base_url or DEFAULT_BASE_URL).rstrip("/")
+    def __init__(self, channel: ChannelConfig, http: HttpClients) -> None:
+        super().__init__(channel, http)
+        self.upstream = openai_client(channel, http)
 
     async def generate(self, request: ImageRequest, upstream_model: str) -> AsyncIterator[ProviderEvent]:
         body = self._fields(request, upstream_model)
@@ -77,26 +87,6 @@ class OpenAIProvider(Provider):
         async for event in self._call("/images/edits", "image_edit", upstream_model, data=form):
             yield event
 
-    async def download(self, url: str) -> bytes:
-        """Fetch an image URL the upstream returned, through the same pooled session."""
-        headers = self._headers() if _same_origin(url, self.base_url) else {}
-        try:
-            async with self.http.upstream.get(url, headers=headers, timeout=self._timeout()) as response:
-                if response.status >= 400:
-                    message = (
-                        f"channel {self.channel.name}: an upstream image URL answered HTTP {response.status}"
-                    )
-                    raise bad_response(message)
-                return await response.read()
-        except _TRANSPORT_ERRORS as exc:
-            raise self._transport_error(exc) from exc
-
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.channel.api_key}"}
-
-    def _timeout(self) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(total=self.channel.timeout_s)
-
     def _fields(self, request: ImageRequest, upstream_model: str) -> dict[str, Any]:
         fields: dict[str, Any] = {"model": upstream_model, "prompt": request.prompt, "n": request.n}
         fields["size"] = request.size
@@ -119,23 +109,17 @@ class OpenAIProvider(Provider):
     async def _call(
         self, path: str, kind: _Kind, upstream_model: str, **payload: Any
     ) -> AsyncIterator[ProviderEvent]:
-        url = self.base_url + path
-        try:
-            async with self.http.upstream.post(
-                url, headers=self._headers(), timeout=self._timeout(), **payload
-            ) as response:
-                if response.status >= 400:
-                    raise self._status_error(response.status, await response.read(), upstream_model, response)
-                if response.content_type == "text/event-stream":
-                    async for event in self._relay(response, kind):
-                        yield event
-                else:
-                    body = json_object(await response.read())
-                    yield _result(body, _images(body.get("data")), body.get("created"))
-        except _TRANSPORT_ERRORS as exc:
-            raise self._transport_error(exc) from exc
+        async with self.upstream.post(path, upstream_model, **payload) as response:
+            if response.content_type == "text/event-stream":
+                async for event in self._relay(response, kind, upstream_model):
+                    yield event
+            else:
+                body = json_object(await response.read())
+                yield _result(body, _images(body.get("data")), body.get("created"))
 
-    async def _relay(self, response: aiohttp.ClientResponse, kind: _Kind) -> AsyncIterator[ProviderEvent]:
+    async def _relay(
+        self, response: aiohttp.ClientResponse, kind: _Kind, upstream_model: str
+    ) -> AsyncIterator[ProviderEvent]:
         images: list[GeneratedImage] = []
         last: dict[str, Any] = {}
         async for sse in iter_sse(response.content):
@@ -144,7 +128,7 @@ class OpenAIProvider(Provider):
             payload = json_object(sse.raw)
             kind_seen = sse.event or str(payload.get("type") or "")
             if kind_seen == "error" or isinstance(payload.get("error"), dict):
-                raise self._stream_error(payload)
+                raise self.upstream.stream_failure(payload, upstream_model)
             if kind_seen.endswith(".partial_image"):
                 partial = PartialImage(
                     index=int(payload.get("partial_image_index") or 0),
@@ -166,48 +150,51 @@ class OpenAIProvider(Provider):
             )
         yield _result(last, images, last.get("created_at"))
 
-    def _scrub(self, message: str) -> str:
-        key = self.channel.api_key
-        return message.replace(key, "***") if key else message
 
-    def _status_error(
-        self, status: int, raw: bytes, upstream_model: str, response: aiohttp.ClientResponse
-    ) -> GatewayError:
-        error = _error_body(raw)
-        message = self._scrub(str(error.get("message") or f"the upstream answered HTTP {status}"))
-        channel = self.channel.name
-        if status in (400, 413, 422):
-            return UpstreamRejected(
-                message,
-                code=str(error.get("code") or "upstream_rejected"),
-                param=error.get("param"),
-                status=413 if status == 413 else 400,
-            )
-        if status in (401, 403):
-            return credentials_rejected(self.channel)
-        if status == 404:
-            return model_not_served(self.channel, upstream_model, message)
-        if status == 429 and error.get("code") == "insufficient_quota":
-            return _channel_out_of_quota(channel)
-        if status == 429:
-            return rate_limited(response.headers.get("Retry-After"))
-        return UpstreamFailed(f"channel {channel}: the upstream answered HTTP {status}: {message}")
+def openai_error(failure: UpstreamError) -> GatewayError:
+    """OpenAI's error envelope (an HTTP error answer, or an ``error`` event mid-stream) as our error."""
+    if failure.status is None:
+        return _stream_error(failure)
+    status, channel = failure.status, failure.channel
+    error = error_object(failure.body)
+    message = str(error.get("message") or f"the upstream answered HTTP {status}")
+    if status in (400, 413, 422):
+        return UpstreamRejected(
+            message,
+            code=str(error.get("code") or "upstream_rejected"),
+            param=_optional_text(error.get("param")),
+            status=413 if status == 413 else 400,
+        )
+    if status in (401, 403):
+        return credentials_rejected(channel)
+    if status == 404:
+        return model_not_served(channel, failure.upstream_model, message)
+    if status == 429 and error.get("code") == "insufficient_quota":
+        return _channel_out_of_quota(channel.name)
+    if status == 429:
+        return rate_limited(failure.headers.get("Retry-After"))
+    return UpstreamFailed(f"channel {channel.name}: the upstream answered HTTP {status}: {message}")
 
-    def _stream_error(self, payload: dict[str, Any]) -> GatewayError:
-        nested = payload.get("error")
-        error: dict[str, Any] = nested if isinstance(nested, dict) else payload
-        message = self._scrub(str(error.get("message") or "the upstream reported an error mid-stream"))
-        code = error.get("code")
-        if code == "insufficient_quota":
-            return _channel_out_of_quota(self.channel.name)
-        if code == "rate_limit_exceeded":
-            return rate_limited()
-        if error.get("type") == "invalid_request_error" or code == "moderation_blocked":
-            return UpstreamRejected(message, code=str(code or "upstream_rejected"), param=error.get("param"))
-        return UpstreamFailed(f"channel {self.channel.name}: {message}")
 
-    def _transport_error(self, exc: Exception) -> GatewayError:
-        return transport_error(self.channel, exc)
+def _stream_error(failure: UpstreamError) -> GatewayError:
+    payload = failure.body if isinstance(failure.body, dict) else {}
+    nested = payload.get("error")
+    error: dict[str, Any] = nested if isinstance(nested, dict) else payload
+    message = str(error.get("message") or "the upstream reported an error mid-stream")
+    code = error.get("code")
+    if code == "insufficient_quota":
+        return _channel_out_of_quota(failure.channel.name)
+    if code == "rate_limit_exceeded":
+        return rate_limited()
+    if error.get("type") == "invalid_request_error" or code == "moderation_blocked":
+        return UpstreamRejected(
+            message, code=str(code or "upstream_rejected"), param=_optional_text(error.get("param"))
+        )
+    return UpstreamFailed(f"channel {failure.channel.name}: {message}")
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _channel_out_of_quota(channel: str) -> UpstreamFailed:
@@ -216,18 +203,6 @@ def _channel_out_of_quota(channel: str) -> UpstreamFailed:
     return UpstreamFailed(
         f"the upstream account of channel {channel} has no quota left", code="insufficient_quota"
     )
-
-
-def _error_body(raw: bytes) -> dict[str, Any]:
-    """The ``error`` object of an OpenAI error envelope, or an empty dict for anything else."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return {}
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, str):  # some compatible hosts send {"error": "text"}
-        return {"message": error}
-    return error if isinstance(error, dict) else {}
 
 
 def _b64(item: dict[str, Any]) -> Base64Text:
@@ -259,7 +234,7 @@ def _result(body: dict[str, Any], images: list[GeneratedImage], created: Any) ->
     """The final event; ``body`` is the JSON answer or the last completed stream event."""
     return ImageResult(
         images=images,
-        usage=Usage.from_wire(body.get("usage")),
+        usage=parse_usage(body.get("usage")),
         size=_text(body.get("size")),
         quality=_text(body.get("quality")),
         background=_text(body.get("background")),
@@ -278,9 +253,3 @@ def _form_value(value: Any) -> str:
     if isinstance(value, str | int | float):
         return str(value)
     return json.dumps(value)  # a structured unknown field still travels as text
-
-
-def _same_origin(url: str, base_url: str) -> bool:
-    # The key goes only to the upstream itself, never to a CDN or blob store it links to.
-    a, b = urlsplit(url), urlsplit(base_url)
-    return (a.scheme, a.netloc) == (b.scheme, b.netloc)

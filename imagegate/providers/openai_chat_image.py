@@ -11,15 +11,20 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 
 from imagegate.domain import GeneratedImage, ImageBlob, ImageRequest, ImageResult, ProviderEvent, Usage
 from imagegate.errors import UpstreamFailed
 from imagegate.media.links import image_links
-from imagegate.providers.openai import OpenAIProvider
+from imagegate.providers.base import Provider
+from imagegate.providers.openai import openai_client
+from imagegate.providers.upstream import parse_usage
+
+if TYPE_CHECKING:
+    from imagegate.http import HttpClients
+    from imagegate.settings import ChannelConfig
 
 _DATA_URI = re.compile(r"data:image/[a-zA-Z+.-]+;base64,(?P<b64>[A-Za-z0-9+/=\s]+)")
 
@@ -62,12 +67,16 @@ def _from_text(text: str) -> list[GeneratedImage]:
     return [GeneratedImage(url=url) for url in image_links(text)]
 
 
-class OpenAIChatImageProvider(OpenAIProvider):
+class OpenAIChatImageProvider(Provider):
     name = "openai-chat-image"
     # The upstream answers one chat message; partial images have no place in it.
     can_stream = False
     can_edit = True
     needs_key = True
+
+    def __init__(self, channel: ChannelConfig, http: HttpClients) -> None:
+        super().__init__(channel, http)
+        self.upstream = openai_client(channel, http)
 
     async def generate(self, request: ImageRequest, upstream_model: str) -> AsyncIterator[ProviderEvent]:
         yield await self._run(request, upstream_model)
@@ -79,8 +88,9 @@ class OpenAIChatImageProvider(OpenAIProvider):
         # A chat reply holds one image; n images are n replies, asked for at once.
         replies = await asyncio.gather(*(self._ask(request, upstream_model) for _ in range(request.n)))
         images = [image for reply_images, _ in replies for image in reply_images]
-        usage = Usage.combined([reply_usage for _, reply_usage in replies])
-        return ImageResult(images=images, usage=usage if usage.total_tokens else None)
+        usages = [reply_usage for _, reply_usage in replies if reply_usage is not None]
+        usage = Usage.combined(usages) if usages else None
+        return ImageResult(images=images, usage=usage if usage and usage.total_tokens else None)
 
     def _body(self, request: ImageRequest, upstream_model: str) -> dict[str, Any]:
         content: list[dict[str, Any]] = [{"type": "text", "text": chat_prompt(request)}]
@@ -102,22 +112,18 @@ class OpenAIChatImageProvider(OpenAIProvider):
             body["user"] = request.user
         return body
 
-    async def _ask(self, request: ImageRequest, upstream_model: str) -> tuple[list[GeneratedImage], Usage]:
-        try:
-            async with self.http.upstream.post(
-                f"{self.base_url}/chat/completions",
-                headers=self._headers(),
-                timeout=self._timeout(),
-                data=orjson.dumps(self._body(request, upstream_model)),
-            ) as response:
-                raw = await response.read()
-                if response.status >= 400:
-                    raise self._status_error(response.status, raw, upstream_model, response)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise self._transport_error(exc) from exc
+    async def _ask(
+        self, request: ImageRequest, upstream_model: str
+    ) -> tuple[list[GeneratedImage], Usage | None]:
+        payload = orjson.dumps(self._body(request, upstream_model))
+        headers = {"Content-Type": "application/json"}
+        async with self.upstream.post(
+            "/chat/completions", upstream_model, data=payload, headers=headers
+        ) as response:
+            raw = await response.read()
         return self._parse(raw)
 
-    def _parse(self, raw: bytes) -> tuple[list[GeneratedImage], Usage]:
+    def _parse(self, raw: bytes) -> tuple[list[GeneratedImage], Usage | None]:
         channel = self.channel.name
         try:
             body = orjson.loads(raw)
@@ -130,11 +136,16 @@ class OpenAIChatImageProvider(OpenAIProvider):
         if not images:
             text = str(message.get("content") or "")[:200]
             raise UpstreamFailed(
-                f"channel {channel}: the upstream's reply had no image: {self._scrub(text)!r}",
+                f"channel {channel}: the upstream's reply had no image: {self.upstream.scrub(text)!r}",
                 code="upstream_no_image",
             )
-        usage = body.get("usage") or {}
-        return images, Usage(
-            input_tokens=int(usage.get("prompt_tokens") or 0),
-            output_tokens=int(usage.get("completion_tokens") or 0),
-        )
+        return images, _chat_usage(body.get("usage"))
+
+
+def _chat_usage(usage: Any) -> Usage | None:
+    """Chat-completions usage (prompt/completion tokens) in the images API's terms, checked."""
+    if not isinstance(usage, dict):
+        return parse_usage(usage)
+    return parse_usage(
+        {"input_tokens": usage.get("prompt_tokens"), "output_tokens": usage.get("completion_tokens")}
+    )

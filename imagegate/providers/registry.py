@@ -1,27 +1,32 @@
-"""Models and channels: which public model names exist, what they accept, who serves them."""
+"""Models and channels: which public model names exist, what they accept, who serves them.
+
+A :class:`Catalog` is an immutable table, a snapshot: models, and the enabled channels each with
+its provider instance. It is built by :class:`~imagegate.providers.pool.ProviderPool` (which
+reuses unchanged providers across snapshots) and swapped whole when channels change; a request
+reads one snapshot from start to end.
+
+Provider classes are found by name: every module of this package is imported on the first
+lookup, and each `Provider` subclass registers itself under its ``name`` (see `providers.base`).
+None of them imports a heavy library (torch, diffusers) at import time, so this stays cheap.
+"""
 
 from __future__ import annotations
 
 import importlib
-import random
+import pkgutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal
 
-from imagegate.errors import InvalidRequest, ModelNotFound, NoHealthyChannel
-from imagegate.http import HttpClients
+import imagegate.providers as _package
+from imagegate.errors import InvalidRequest, ModelNotFound
 from imagegate.media.sizes import SizeRule
-from imagegate.providers.base import Provider
+from imagegate.providers.base import REGISTERED, Provider
 from imagegate.settings import ChannelConfig, ModelConfig, Settings
 
-# Provider classes by config name, imported on first use so optional heavy ones
-# (local diffusion models) cost nothing when unused.
-PROVIDER_CLASSES = {
-    "demo": "imagegate.providers.demo:DemoProvider",
-    "openai": "imagegate.providers.openai:OpenAIProvider",
-    "openai-chat-image": "imagegate.providers.openai_chat_image:OpenAIChatImageProvider",
-    "gemini": "imagegate.providers.gemini:GeminiProvider",
-    "diffusers": "imagegate.providers.diffusers:DiffusersProvider",
-}
+if TYPE_CHECKING:
+    from imagegate.http import HttpClients
 
 DEMO_CHANNEL = ChannelConfig(name="demo", provider="demo", models=["demo"])
 DEMO_MODELS = {
@@ -30,6 +35,97 @@ DEMO_MODELS = {
 }
 
 _STANDARD_SIZES = ["auto", "1024x1024", "1536x1024", "1024x1536"]
+_discovered = False
+
+
+def _discover() -> None:
+    """Import every module of this package once, so each provider class registers itself."""
+    global _discovered
+    if _discovered:
+        return
+    for module in pkgutil.iter_modules(_package.__path__):
+        if not module.ispkg:
+            importlib.import_module(f"{_package.__name__}.{module.name}")
+    _discovered = True
+
+
+def provider_names() -> list[str]:
+    """Every provider a channel may name (``provider = "..."``)."""
+    _discover()
+    return sorted(REGISTERED)
+
+
+def provider_class(name: str) -> type[Provider]:
+    if name not in REGISTERED:
+        _discover()
+    cls = REGISTERED.get(name)
+    if cls is None:
+        known = ", ".join(provider_names())
+        raise ValueError(f"unknown provider '{name}' (this version of imagegate has: {known})")
+    return cls
+
+
+def check_channel(config: ChannelConfig) -> type[Provider]:
+    """The channel's provider class, after the checks its capability flags ask for."""
+    try:
+        cls = provider_class(config.provider)
+    except ValueError as exc:
+        raise ValueError(f"channel '{config.name}': {exc}") from exc
+    if cls.needs_key and not config.api_key:
+        raise ValueError(
+            f"channel '{config.name}': the {cls.name} provider needs api_key "
+            '(a literal key, or "env:NAME" with the variable NAME set)'
+        )
+    return cls
+
+
+def channel_configs(settings: Settings, stored: Sequence[ChannelConfig] = ()) -> list[ChannelConfig]:
+    """Every channel: the config file's, then the database's, then the built-in demo."""
+    configs = [*settings.channels, *stored]
+    if settings.demo:
+        configs.append(DEMO_CHANNEL)
+    seen: set[str] = set()
+    for config in configs:
+        if config.name in seen:
+            raise ValueError(f"two channels are named '{config.name}'")
+        seen.add(config.name)
+    return configs
+
+
+def check_catalog(settings: Settings, stored: Sequence[ChannelConfig] = ()) -> None:
+    """Raise ValueError when these channels would not make a catalog; builds no provider."""
+    configs = channel_configs(settings, stored)
+    for config in configs:
+        check_channel(config)
+    model_specs(settings, configs)
+
+
+def model_specs(settings: Settings, configs: Sequence[ChannelConfig]) -> dict[str, ModelSpec]:
+    """Every model the channels serve or the config describes; a channel's models count even
+    while it is disabled (asking for them is a 503, not a 404)."""
+    model_configs = dict(settings.models)
+    if settings.demo:
+        for name, model_config in DEMO_MODELS.items():
+            model_configs.setdefault(name, model_config)
+    names = [model for config in configs for model in config.models]
+    models = {name: _spec(name, model_configs.get(name)) for name in [*names, *model_configs]}
+    for spec in models.values():
+        if spec.kind == "chat-image" and spec.image_model not in models:
+            raise ValueError(f"chat model '{spec.name}' is bound to unknown image model '{spec.image_model}'")
+    return models
+
+
+def _spec(name: str, config: ModelConfig | None) -> ModelSpec:
+    config = config or ModelConfig()
+    return ModelSpec(
+        name=name,
+        kind=config.kind,
+        sizes=config.sizes if config.sizes is not None else default_sizes(name),
+        max_n=config.max_n or (1 if name.startswith("dall-e-3") else 10),
+        image_model=config.image_model,
+        price=config.price,
+        size_policy=config.size_policy,
+    )
 
 
 def default_sizes(model: str) -> SizeRule:
@@ -56,7 +152,7 @@ class ModelSpec:
     size_policy: Literal["strict", "nearest"] = "strict"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Channel:
     config: ChannelConfig
     provider: Provider
@@ -65,54 +161,55 @@ class Channel:
     def name(self) -> str:
         return self.config.name
 
+    @property
+    def can_edit(self) -> bool:
+        return self.provider.can_edit
 
-def load_provider_class(name: str) -> type[Provider]:
-    target = PROVIDER_CLASSES.get(name)
-    if target is None:
-        raise ValueError(f"provider '{name}' is not available in this version of imagegate")
-    module_name, _, attr = target.partition(":")
-    cls: type[Provider] = getattr(importlib.import_module(module_name), attr)
-    return cls
+    @property
+    def can_stream(self) -> bool:
+        return self.provider.can_stream
 
 
 class Catalog:
-    """The models a gateway serves and the channels behind each, built once from settings."""
+    """One immutable snapshot of the models a gateway serves and the channels behind each.
 
-    def __init__(self, settings: Settings, http: HttpClients) -> None:
-        configs = list(settings.channels)
-        model_configs = dict(settings.models)
-        if settings.demo:
-            configs.append(DEMO_CHANNEL)
-            for name, config in DEMO_MODELS.items():
-                model_configs.setdefault(name, config)
-        self.channels: list[Channel] = [
-            Channel(config, load_provider_class(config.provider)(config, http)) for config in configs
-        ]
-        self._by_model: dict[str, list[Channel]] = {}
+    ``Catalog(settings, http)`` builds and owns its providers (the CLI, tests);
+    ``Catalog(settings, providers=..., stored=...)`` takes them from a pool, which owns them.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        http: HttpClients | None = None,
+        *,
+        stored: Sequence[ChannelConfig] = (),
+        providers: Mapping[str, Provider] | None = None,
+        version: int = 0,
+    ) -> None:
+        configs = channel_configs(settings, stored)
+        classes = {config.name: check_channel(config) for config in configs}
+        self.version = version
+        #: Every channel's config, disabled ones included (for listings).
+        self.configs: tuple[ChannelConfig, ...] = tuple(configs)
+        self._owns_providers = providers is None
+        if providers is None:
+            if http is None:
+                raise TypeError("Catalog needs http to build its own providers")
+            providers = {c.name: classes[c.name](c, http) for c in configs if c.enabled}
+        self.channels: tuple[Channel, ...] = tuple(
+            Channel(config, providers[config.name]) for config in configs if config.enabled
+        )
+        by_model: dict[str, list[Channel]] = {}
         for channel in self.channels:
             for model in channel.config.models:
-                self._by_model.setdefault(model, []).append(channel)
-        self.models: dict[str, ModelSpec] = {}
-        for name in [*self._by_model, *model_configs]:
-            self.models[name] = self._spec(name, model_configs.get(name))
-        for spec in self.models.values():
-            if spec.kind == "chat-image" and spec.image_model not in self.models:
-                raise ValueError(
-                    f"chat model '{spec.name}' is bound to unknown image model '{spec.image_model}'"
-                )
+                by_model.setdefault(model, []).append(channel)
+        self._by_model = {model: tuple(channels) for model, channels in by_model.items()}
+        self.models: Mapping[str, ModelSpec] = MappingProxyType(model_specs(settings, configs))
 
-    @staticmethod
-    def _spec(name: str, config: ModelConfig | None) -> ModelSpec:
-        config = config or ModelConfig()
-        return ModelSpec(
-            name=name,
-            kind=config.kind,
-            sizes=config.sizes if config.sizes is not None else default_sizes(name),
-            max_n=config.max_n or (1 if name.startswith("dall-e-3") else 10),
-            image_model=config.image_model,
-            price=config.price,
-            size_policy=config.size_policy,
-        )
+    @property
+    def current(self) -> Catalog:
+        """A snapshot is its own current catalog (see `services.catalog.CatalogService`)."""
+        return self
 
     def model(self, name: str) -> ModelSpec:
         spec = self.models.get(name)
@@ -144,19 +241,13 @@ class Catalog:
         return spec
 
     def channels_for(self, model: str) -> list[Channel]:
-        return self._by_model.get(model, [])
+        return list(self._by_model.get(model, ()))
 
-    def pick_channel(self, model: str) -> Channel:
-        """A channel of the best (lowest) priority tier, chosen by weight inside the tier."""
-        channels = self.channels_for(model)
-        if not channels:
-            raise NoHealthyChannel(f"No channel serves the model '{model}'.")
-        best = min(channel.config.priority for channel in channels)
-        tier = [channel for channel in channels if channel.config.priority == best]
-        if len(tier) == 1:
-            return tier[0]
-        return random.choices(tier, weights=[channel.config.weight for channel in tier])[0]
+    def channel(self, name: str) -> Channel | None:
+        return next((channel for channel in self.channels if channel.name == name), None)
 
     async def aclose(self) -> None:
-        for channel in self.channels:
-            await channel.provider.aclose()
+        """Close the providers this catalog built itself; a pool's providers are the pool's."""
+        if self._owns_providers:
+            for channel in self.channels:
+                await channel.provider.aclose()

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate.billing.leases import StaleHoldReaper
 from imagegate.billing.ledger import Ledger
 from imagegate.billing.meter import Billing
-from imagegate.billing.prices import PriceBook
+from imagegate.billing.prices import PRICES_VERSION, PriceBook
 from imagegate.db import migrate
 from imagegate.db.channels import ChannelStore
 from imagegate.db.engine import create_engine
@@ -27,30 +27,23 @@ from imagegate.db.groups import GroupStore
 from imagegate.db.keys import KeyStore
 from imagegate.db.request_logs import RequestLogWriter
 from imagegate.db.tasks import TaskStore
+from imagegate.db.versions import ConfigVersions, VersionWatcher
 from imagegate.http import HttpClients
 from imagegate.limits import RateLimiter, create_limiter
+from imagegate.providers.pool import ProviderPool
 from imagegate.providers.registry import Catalog
 from imagegate.services.auth import Authenticator
+from imagegate.services.catalog import CatalogService
 from imagegate.services.chat import ChatTranslator
 from imagegate.services.delivery import Delivery
 from imagegate.services.generation import GenerationPipeline
 from imagegate.services.inputs import InputLoader
 from imagegate.services.routing import ChannelRouter
 from imagegate.services.tasks import TaskService
-from imagegate.settings import ChannelConfig, Settings
+from imagegate.settings import Settings
 from imagegate.storage.base import ImageStore
 from imagegate.storage.factory import open_store
 from imagegate.storage.retention import RetentionSweeper
-
-
-class CatalogHolder:
-    """The catalog in force; swapped whole when channels change, read per request."""
-
-    def __init__(self, catalog: Catalog) -> None:
-        self.current = catalog
-
-    def __call__(self) -> Catalog:
-        return self.current
 
 
 @dataclass
@@ -58,7 +51,8 @@ class Gateway:
     settings: Settings
     engine: AsyncEngine
     http: HttpClients
-    catalogs: CatalogHolder
+    #: The current models and channels (live: reloaded when the channels config version moves).
+    catalogs: CatalogService
     store: ImageStore
     keys: KeyStore
     auth: Authenticator
@@ -77,13 +71,14 @@ class Gateway:
     ledger: Ledger
     billing: Billing
     limiter: RateLimiter
+    #: Watches the config versions (channels, prices) of every process sharing the database.
+    watcher: VersionWatcher
+    versions: ConfigVersions
     #: This process's hold lease, and the release of the holds of dead processes.
     reaper: StaleHoldReaper
     #: Async tasks (SPEC §10): the queue in the database, and this process's runner and webhook
     #: sender once `api.tasks.start_tasks` started them.
     tasks: TaskService
-    #: Catalogs replaced by `reload_catalog`; requests in flight may still use their providers.
-    retired_catalogs: list[Catalog] = field(default_factory=list)
     #: Deletes images past IMAGEGATE_IMAGE_RETENTION_DAYS, one replica at a time (storage/retention).
     sweeper: RetentionSweeper | None = None
 
@@ -94,14 +89,25 @@ class Gateway:
         await asyncio.to_thread(migrate.upgrade, settings.resolved_database_url)
         engine = create_engine(settings.resolved_database_url)
         http = HttpClients.create(settings)
-        channels = ChannelStore(engine)
-        catalogs = CatalogHolder(Catalog(with_stored_channels(settings, await channels.configs()), http))
-        store = open_store(settings)
-        prices = PriceBook({name: model.price for name, model in settings.models.items()}, engine)
+        # -- live catalog and config versions: every process follows channel and price writes --
+        versions = ConfigVersions(engine, settings.redis_url)
+        channels = ChannelStore(engine, versions)
+        catalogs = CatalogService(settings, channels, ProviderPool(http))
+        catalog = await catalogs.start()
+        prices = PriceBook(
+            {name: model.price for name, model in settings.models.items()}, engine, versions=versions
+        )
         await prices.load()
+        watcher = VersionWatcher(versions)
+        watcher.subscribe(ChannelStore.VERSION, catalogs.on_version, seen=catalog.version)
+        watcher.subscribe(PRICES_VERSION, prices.on_version)
+        prices.watched = True
+        await watcher.start()
+        # ---------------------------------------------------------------------------------------
+        store = open_store(settings)
         ledger = Ledger(engine)
         billing = Billing(prices, ledger)
-        routing = ChannelRouter.from_settings(catalogs.current, settings)
+        routing = ChannelRouter.from_settings(catalogs, settings)
         request_log = RequestLogWriter(engine, retention_days=settings.log_retention_days)
         await request_log.start()
         # Holds: take this process's lease, give back those of dead processes (now and on).
@@ -132,6 +138,8 @@ class Gateway:
             ledger=ledger,
             billing=billing,
             limiter=limiter,
+            watcher=watcher,
+            versions=versions,
             reaper=reaper,
             tasks=tasks,
         )
@@ -140,18 +148,6 @@ class Gateway:
         gateway.sweeper.start()
         # ---
         return gateway
-
-    async def reload_catalog(self) -> Catalog:
-        """Rebuild the catalog from the settings plus the stored channels and swap it in.
-
-        Raises ValueError (and changes nothing) when the combined channels do not make a valid
-        catalog. Channel health is kept by name, so a channel that did not change keeps its state.
-        """
-        stored = await self.channels.configs()
-        catalog = Catalog(with_stored_channels(self.settings, stored), self.http)
-        self.retired_catalogs.append(self.catalogs.current)
-        self.catalogs.current = self.routing.catalog = catalog
-        return catalog
 
     @property
     def catalog(self) -> Catalog:
@@ -170,16 +166,9 @@ class Gateway:
         # After the drain: whatever this process still holds becomes anyone's to release.
         await self.reaper.aclose()
         await self.limiter.aclose()
-        for retired in self.retired_catalogs:
-            await retired.aclose()
-        await self.catalogs.current.aclose()
+        await self.watcher.aclose()  # no catalog or price reload during shutdown
+        await self.catalogs.aclose()
+        await self.versions.aclose()
         await self.http.aclose()
         await self.store.aclose()
         await self.engine.dispose()
-
-
-def with_stored_channels(settings: Settings, stored: list[ChannelConfig]) -> Settings:
-    """The settings with the database's channels after the config file's."""
-    if not stored:
-        return settings
-    return settings.model_copy(update={"channels": [*settings.channels, *stored]})

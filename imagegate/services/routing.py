@@ -24,10 +24,12 @@ import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import suppress
+from typing import Protocol
 
 from imagegate.domain import ImageRequest, ImageResult, ProviderEvent
 from imagegate.errors import (
     GatewayError,
+    InvalidRequest,
     NoHealthyChannel,
     RateLimited,
     UpstreamFailed,
@@ -40,6 +42,14 @@ from imagegate.services.channel_health import Availability, ChannelHealth, Lease
 from imagegate.settings import Settings
 
 logger = logging.getLogger("imagegate.routing")
+
+
+class CatalogSource(Protocol):
+    """A catalog snapshot (its own source) or the live catalog service: read once per request."""
+
+    @property
+    def current(self) -> Catalog: ...
+
 
 # Failures that no wait fixes: the channel is disabled, and the request moves on.
 _DISABLING_CODES = {
@@ -64,28 +74,39 @@ def failure_kind(error: GatewayError) -> str:
 class ChannelRouter:
     def __init__(
         self,
-        catalog: Catalog,
+        catalog: CatalogSource,
         health: ChannelHealth | None = None,
         *,
         max_attempts: int = 3,
         rng: random.Random | None = None,
     ) -> None:
-        self.catalog = catalog
+        self.catalogs = catalog
         self.health = health or ChannelHealth()
         self.max_attempts = max_attempts
         self.rng = rng or random.Random()
 
+    @property
+    def catalog(self) -> Catalog:
+        """The current snapshot of the models and channels."""
+        return self.catalogs.current
+
     @classmethod
-    def from_settings(cls, catalog: Catalog, settings: Settings) -> ChannelRouter:
+    def from_settings(cls, catalog: CatalogSource, settings: Settings) -> ChannelRouter:
         return cls(catalog, ChannelHealth.from_settings(settings), max_attempts=settings.route_max_attempts)
 
     async def run(
         self, request: ImageRequest, record: RequestRecord | None = None
     ) -> AsyncIterator[tuple[Channel, ProviderEvent]]:
         """The events of the first channel that delivers; each attempt is added to ``record``."""
-        channels = self.catalog.channels_for(request.model)
+        channels = self.catalog.channels_for(request.model)  # one snapshot for the whole request
         if not channels:
             raise NoHealthyChannel(f"No channel serves the model '{request.model}'.")
+        if request.operation == "edit":  # capability flag: a channel that cannot edit is never picked
+            channels = [channel for channel in channels if channel.can_edit]
+            if not channels:
+                raise InvalidRequest(
+                    f"No channel of the model '{request.model}' can edit images.", param="model"
+                )
         tried: set[str] = set()
         last_error: GatewayError | None = None
         while len(tried) < self.max_attempts:

@@ -99,10 +99,26 @@ def test_channel_validation_and_conflicts(
         assert (again.status_code, again.json()["error"]["code"]) == (409, "channel_exists")
 
 
-def test_env_references_stay_references(gateway: LiveGateway, upstream: FakeOpenAIUpstream) -> None:
+def test_env_references_stay_references(
+    gateway: LiveGateway, upstream: FakeOpenAIUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOME_UPSTREAM_KEY", upstream.api_key)
     with admin(gateway) as client:
         created = client.post("/channels", json=channel_body(upstream, api_key="env:SOME_UPSTREAM_KEY"))
         assert created.json()["api_key_hint"] == "env:SOME_UPSTREAM_KEY"
+        assert gateway.client().images.generate(model="gpt-image-1", prompt="resolved").data
+
+
+def test_a_channel_that_needs_a_key_is_refused_without_one(
+    gateway: LiveGateway, upstream: FakeOpenAIUpstream
+) -> None:
+    with admin(gateway) as client:
+        for key in ("", "env:IMAGEGATE_TEST_UNSET_VARIABLE"):
+            refused = client.post("/channels", json=channel_body(upstream, api_key=key))
+            assert refused.status_code == 400, refused.text
+            error = refused.json()["error"]
+            assert error["code"] == "invalid_channel" and "needs api_key" in error["message"]
+        assert client.get("/channels/db-openai").status_code == 404  # nothing was stored
 
 
 def test_prices_crud_changes_the_cost_logged(upstream_gateway: LiveGateway) -> None:

@@ -41,7 +41,14 @@ def test_a_null_name_or_flag_in_a_patch_is_a_400(client: httpx.Client) -> None:
     assert client.get(f"/keys/{key_id}").json()["name"] == "k"
 
 
-CHANNEL = {"name": "t", "provider": "openai", "base_url": "http://127.0.0.1:9/v1", "models": ["m"]}
+# An openai channel needs a key (needs_key): without one it is refused whatever the numbers.
+CHANNEL = {
+    "name": "t",
+    "provider": "openai",
+    "base_url": "http://127.0.0.1:9/v1",
+    "api_key": "sk-test",
+    "models": ["m"],
+}
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from PIL import Image
 
+from tests.fakes.leaks import leaky_error
 from tests.fakes.loopback import LoopbackServer
 
 _PREFIX = re.compile(r"^\s*(auto|\d+x\d+)\s+['\"]?(.*?)['\"]?\s*$", re.S)
@@ -29,10 +30,21 @@ class FakeChatImageUpstream(LoopbackServer):
         self.style = "markdown"
         self.requests: list[dict[str, Any]] = []
         self._files: dict[str, bytes] = {}
+        #: Answer every request with this status and body (an OpenAI error envelope).
+        self.fail_status: int | None = None
+        self.fail_body: dict[str, Any] | None = None
+        #: Report this ``usage`` object instead of plausible counts.
+        self.usage: Any = None
 
     @property
     def base_url(self) -> str:
         return f"{self.url}/v1"
+
+    def echo_key_in_errors(self, status: int) -> None:
+        """Answer every request with ``status`` and an error quoting the key everywhere."""
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        self.fail_status = status
+        self.fail_body = {"error": leaky_error(self.api_key, type_=kind)}
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
@@ -45,6 +57,10 @@ class FakeChatImageUpstream(LoopbackServer):
             )
         body = await request.json()
         self.requests.append(body)
+        if self.fail_status is not None:
+            return web.json_response(
+                self.fail_body or {"error": {"message": "fake"}}, status=self.fail_status
+            )
         parts = body["messages"][-1]["content"]
         text = (
             parts
@@ -72,11 +88,9 @@ class FakeChatImageUpstream(LoopbackServer):
                 "created": 1,
                 "model": body["model"],
                 "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                "usage": {
-                    "prompt_tokens": 50 + 100 * len(inputs),
-                    "completion_tokens": 1000,
-                    "total_tokens": 0,
-                },
+                "usage": self.usage
+                if self.usage is not None
+                else {"prompt_tokens": 50 + 100 * len(inputs), "completion_tokens": 1000, "total_tokens": 0},
             }
         )
 

@@ -28,6 +28,7 @@ from multidict import CIMultiDict
 from PIL import Image, ImageDraw
 
 from imagegate.providers.gemini_sizes import ASPECT_RATIOS, PIXELS, nearest_aspect_ratio
+from tests.fakes.leaks import leaky_google_error
 from tests.fakes.loopback import LoopbackServer
 
 MODELS = ("gemini-2.5-flash-image", "gemini-3-pro-image-preview", "gemini-3-pro-image")
@@ -119,6 +120,10 @@ class FakeGeminiUpstream(LoopbackServer):
         #: Answer every request with this status and a Google error envelope.
         self.fail_status: int | None = None
         self.fail_message = "fake failure"
+        #: Report this ``usageMetadata`` instead of plausible counts (malformed-usage tests).
+        self.usage_metadata: Any = None
+        #: With fail_status: answer this body instead of Google's envelope around fail_message.
+        self.fail_body: dict[str, Any] | None = None
         #: The error envelope's ``status`` (default: Google's name for fail_status).
         self.fail_google_status: str | None = None
         #: Sent with a 429 as a google.rpc.RetryInfo detail, e.g. "37s".
@@ -141,6 +146,11 @@ class FakeGeminiUpstream(LoopbackServer):
     @property
     def base_url(self) -> str:
         return f"{self.url}/v1beta"
+
+    def echo_key_in_errors(self, status: int) -> None:
+        """Answer every request with ``status`` and an error quoting the key everywhere."""
+        self.fail_status = status
+        self.fail_body = leaky_google_error(status, self.api_key)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1beta/models/{target}", self._post)
@@ -205,6 +215,8 @@ class FakeGeminiUpstream(LoopbackServer):
 
     def _failure(self) -> web.Response:
         assert self.fail_status is not None
+        if self.fail_body is not None:
+            return web.json_response(self.fail_body, status=self.fail_status)
         names = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND"}
         names |= {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
         details = None
@@ -259,6 +271,8 @@ class FakeGeminiUpstream(LoopbackServer):
         usage["candidatesTokensDetails"] = [{"modality": "IMAGE", "tokenCount": output}]
         content = {"role": "model", "parts": out_parts}
         answer["candidates"] = [{"content": content, "finishReason": "STOP", "index": 0}]
+        if self.usage_metadata is not None:
+            answer["usageMetadata"] = self.usage_metadata
         return answer
 
     @staticmethod

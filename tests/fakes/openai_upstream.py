@@ -27,6 +27,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from PIL import Image, ImageDraw
 
+from tests.fakes.leaks import leaky_error
 from tests.fakes.loopback import LoopbackServer
 
 _PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
@@ -117,6 +118,14 @@ class FakeOpenAIUpstream(LoopbackServer):
     @property
     def base_url(self) -> str:
         return f"{self.url}/v1"
+
+    def echo_key_in_errors(self, status: int) -> None:
+        """Answer every request with ``status`` and an error quoting the key (message, param, code,
+        nested); a stream that gets through ends with such an error event."""
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        self.fail_status = status
+        self.fail_body = {"error": leaky_error(self.api_key, type_=kind)}
+        self.stream_error = leaky_error(self.api_key)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/images/generations", self._generations)

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -19,13 +20,15 @@ import pytest
 
 from imagegate.domain import ImageRequest, ImageResult, InputImage, PartialImage, ProviderEvent
 from imagegate.errors import InvalidRequest, UpstreamFailed, UpstreamTimeout
+from imagegate.providers import diffusers as diffusers_module
 from imagegate.providers.diffusers import DiffusersProvider
 from imagegate.providers.local.loader import (
     MissingLocalDependencies,
     register_pipeline,
     unregister_pipeline,
 )
-from imagegate.settings import ChannelConfig
+from imagegate.providers.pool import ProviderPool
+from imagegate.settings import ChannelConfig, Settings
 from tests.conftest import GatewayFactory, image_bytes, open_image
 
 if TYPE_CHECKING:
@@ -504,3 +507,33 @@ def test_stream_through_the_gateway(tiny_pipeline: Any, make_gateway: GatewayFac
     ]
     for event in events:
         assert open_image(base64.b64decode(event.b64_json)).size == (32, 32)
+
+
+# -- through the provider pool (what the live catalog uses) ------------------------------------
+
+
+async def test_the_pool_loads_a_local_model_once_off_the_loop_and_keeps_it(
+    tiny_pipeline: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads: list[int] = []
+    real_load = diffusers_module.load_model
+
+    def counted_load(*args: Any, **kwargs: Any) -> Any:
+        loads.append(threading.get_ident())
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(diffusers_module, "load_model", counted_load)
+    options = {"pipeline": TINY, "steps": 2, "batch_window_ms": 0}
+    local = ChannelConfig(name="local", provider="diffusers", models=["tiny"], options=options)
+    pool = ProviderPool(cast("HttpClients", None))
+    try:
+        settings = Settings(demo=False)
+        first, second = await asyncio.gather(pool.catalog(settings, [local]), pool.catalog(settings, [local]))
+        reweighted = await pool.catalog(settings, [local.model_copy(update={"weight": 5, "priority": 1})])
+        provider = first.channels[0].provider
+        assert second.channels[0].provider is provider and reweighted.channels[0].provider is provider
+        assert len(loads) == 1 and loads[0] != threading.get_ident()  # once, in a worker thread
+        assert isinstance(provider, DiffusersProvider)
+        assert isinstance(await result_of(provider, request()), ImageResult)
+    finally:
+        await pool.aclose()

@@ -239,7 +239,9 @@ async def test_jpeg_bytes_are_kept_as_they_came(
 
 def test_default_base_url(http: HttpClients) -> None:
     provider = make_provider(http, "", "AIza-anything")
-    assert provider.base_url == DEFAULT_BASE_URL == "https://generativelanguage.googleapis.com/v1beta"
+    assert (
+        provider.upstream.base_url == DEFAULT_BASE_URL == "https://generativelanguage.googleapis.com/v1beta"
+    )
 
 
 # -- edits ----------------------------------------------------------------------------------------

@@ -1,0 +1,200 @@
+"""Two `imagegate serve` processes on one PostgreSQL: a channel disabled through the admin API of
+one stops getting traffic from the other within 5 s, by polling the channels version and, when
+IMAGEGATE_REDIS_URL is set, by Redis pub/sub.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.conftest import ADMIN_KEY, REDIS_URL, free_port, redis_available, service_missing
+from tests.db.conftest import POSTGRES_ADMIN_DSN, _create_postgres_database, _drop_postgres_database
+from tests.fakes.openai_upstream import FakeOpenAIUpstream
+from tests.serve_process import ServeProcess
+
+pytestmark = pytest.mark.slow
+
+IMAGEGATE = str(Path(sys.executable).with_name("imagegate"))
+MODEL = "gpt-image-1"
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    name = _create_postgres_database()  # skips without PostgreSQL, fails under CI=true
+    url = make_url(POSTGRES_ADMIN_DSN).set(drivername="postgresql+asyncpg", database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        _drop_postgres_database(name)
+
+
+@pytest.fixture
+def upstreams() -> Iterator[tuple[FakeOpenAIUpstream, FakeOpenAIUpstream]]:
+    primary, backup = FakeOpenAIUpstream(), FakeOpenAIUpstream()
+    primary.start_in_thread()
+    backup.start_in_thread()
+    yield primary, backup
+    primary.stop()
+    backup.stop()
+
+
+def _serve(
+    tmp_path: Path, index: int, database_url: str, redis_url: str, config: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")},
+        "IMAGEGATE_DATABASE_URL": database_url,
+        "IMAGEGATE_ADMIN_KEY": ADMIN_KEY,
+        "IMAGEGATE_DATA_DIR": str(tmp_path / f"data-{index}"),
+        "IMAGEGATE_PORT": str(port),
+        "IMAGEGATE_LOG_LEVEL": "WARNING",
+        "IMAGEGATE_CONFIG": str(config),
+    }
+    if redis_url:
+        env["IMAGEGATE_REDIS_URL"] = redis_url
+    log = (tmp_path / f"serve-{index}.log").open("wb")
+    process = subprocess.Popen([IMAGEGATE, "serve"], cwd=tmp_path, env=env, stdout=log, stderr=log)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"gateway at {url} did not start:\n{log.read_text()}")
+
+
+@pytest.fixture(params=["polling", "redis"])
+def gateways(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    postgres_url: str,
+    upstreams: tuple[FakeOpenAIUpstream, FakeOpenAIUpstream],
+) -> Iterator[list[str]]:
+    redis_url = ""
+    if request.param == "redis":
+        if not redis_available():
+            service_missing(f"Redis not reachable at {REDIS_URL}")
+        redis_url = REDIS_URL
+    backup = upstreams[1]
+    config = tmp_path / "imagegate.toml"
+    config.write_text(
+        "[[channels]]\n"
+        'name = "backup"\nprovider = "openai"\n'
+        f'base_url = "{backup.base_url}"\napi_key = "{backup.api_key}"\n'
+        f'models = ["{MODEL}"]\npriority = 1\ntimeout_s = 20\n'
+    )
+    started = [_serve(tmp_path, index, postgres_url, redis_url, config) for index in range(2)]
+    try:
+        for index, (process, url) in enumerate(started):
+            _wait_ready(process, url, tmp_path / f"serve-{index}.log")
+        yield [url for _, url in started]
+    finally:
+        for process, _ in started:
+            process.terminate()
+        for process, _ in started:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _generate(url: str) -> int:
+    body = {"model": MODEL, "prompt": "which channel?", "size": "1024x1024", "response_format": "b64_json"}
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    return httpx.post(f"{url}/v1/images/generations", json=body, headers=headers, timeout=30).status_code
+
+
+def test_a_channel_disabled_on_one_process_stops_getting_traffic_on_the_other(
+    gateways: list[str], upstreams: tuple[FakeOpenAIUpstream, FakeOpenAIUpstream]
+) -> None:
+    one, two = gateways
+    primary, backup = upstreams
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    channel = {
+        "name": "primary",
+        "provider": "openai",
+        "base_url": primary.base_url,
+        "api_key": primary.api_key,
+        "models": [MODEL],
+        "priority": 0,
+        "timeout_s": 20,
+    }
+    with httpx.Client(base_url=f"{one}/admin", headers=headers, timeout=30) as admin_one:
+        admin_one.delete("/channels/primary")  # a leftover of the other parametrisation
+        created = admin_one.post("/channels", json=channel)
+        assert created.status_code == 201, created.text
+
+        # The other process picks the new channel up, and sends its traffic there.
+        deadline = time.monotonic() + 5
+        while True:
+            before = len(primary.requests)
+            assert _generate(two) == 200
+            if len(primary.requests) > before:
+                break
+            assert time.monotonic() < deadline, "process two never used the new channel"
+            time.sleep(0.1)
+
+        disabled = admin_one.patch("/channels/primary", json={"enabled": False})
+        assert disabled.status_code == 200 and disabled.json()["enabled"] is False
+        changed_at = time.monotonic()
+        while True:
+            before = len(primary.requests)
+            assert _generate(two) == 200
+            if len(primary.requests) == before:
+                break
+            assert time.monotonic() - changed_at < 5, "process two still routes to the disabled channel"
+        took = time.monotonic() - changed_at
+        # From then on, nothing reaches the disabled channel from either process.
+        counted = len(primary.requests)
+        served_by_backup = len(backup.requests)
+        for url in (one, two, two, one):
+            assert _generate(url) == 200
+        assert len(primary.requests) == counted and len(backup.requests) == served_by_backup + 4
+        assert took < 5
+        print(f"disabled channel left process two's routing after {took:.2f} s")
+        assert admin_one.delete("/channels/primary").status_code == 204
+
+
+def test_a_channel_added_through_one_worker_serves_on_every_worker(
+    tmp_path: Path, upstreams: tuple[FakeOpenAIUpstream, FakeOpenAIUpstream]
+) -> None:
+    """`serve --workers 2` on SQLite: each worker has its own catalog, and follows the version."""
+    primary = upstreams[0]
+    serve = ServeProcess({"IMAGEGATE_ADMIN_KEY": ADMIN_KEY}, tmp_path / "data", workers=2)
+    try:
+        serve.wait_ready()
+        headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        channel = {
+            "name": "added",
+            "provider": "openai",
+            "base_url": primary.base_url,
+            "api_key": primary.api_key,
+            "models": [MODEL],
+        }
+        created = httpx.post(f"{serve.url}/admin/channels", json=channel, headers=headers, timeout=30)
+        assert created.status_code == 201, created.text
+        time.sleep(2.5)  # well inside 5 s: every worker has polled the version by now
+        # New connections spread over the workers; every one of them must know the channel.
+        statuses = [_generate(serve.url) for _ in range(12)]
+        assert statuses == [200] * 12
+        assert len(primary.requests) == 12
+    finally:
+        serve.stop()
