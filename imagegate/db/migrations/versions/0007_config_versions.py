@@ -1,7 +1,7 @@
 """config_versions (a counter per shared config, bumped by each write) and channels.enabled.
 
-Revision ID: 0004_config_versions
-Revises: 0006_tasks (chained after main's latest; the merger re-chains)
+Revision ID: 0007_config_versions
+Revises: 0006_tasks
 Create Date: 2026-12-01
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_config_versions"
+revision: str = "0007_config_versions"
 down_revision: str | Sequence[str] | None = "0006_tasks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
