@@ -80,7 +80,7 @@ class Gateway:
     #: sender once `api.tasks.start_tasks` started them.
     tasks: TaskService
     #: Deletes images past IMAGEGATE_IMAGE_RETENTION_DAYS, one replica at a time (storage/retention).
-    sweeper: RetentionSweeper | None = None
+    sweeper: RetentionSweeper
 
     @classmethod
     async def start(cls, settings: Settings) -> Gateway:
@@ -89,7 +89,7 @@ class Gateway:
         await asyncio.to_thread(migrate.upgrade, settings.resolved_database_url)
         engine = create_engine(settings.resolved_database_url)
         http = HttpClients.create(settings)
-        # -- live catalog and config versions: every process follows channel and price writes --
+        # Live catalog and prices: every process follows the channel and price writes of all.
         versions = ConfigVersions(engine, settings.redis_url)
         channels = ChannelStore(engine, versions)
         catalogs = CatalogService(settings, channels, ProviderPool(http))
@@ -103,7 +103,6 @@ class Gateway:
         watcher.subscribe(PRICES_VERSION, prices.on_version)
         prices.watched = True
         await watcher.start()
-        # ---------------------------------------------------------------------------------------
         store = open_store(settings)
         ledger = Ledger(engine)
         billing = Billing(prices, ledger)
@@ -119,7 +118,9 @@ class Gateway:
         limiter = create_limiter(settings)
         generation = GenerationPipeline(catalogs, routing, inputs, billing, delivery)
         tasks = TaskService(TaskStore(engine), generation, billing, settings)
-        gateway = cls(
+        sweeper = RetentionSweeper(store, settings, engine)
+        sweeper.start()
+        return cls(
             settings=settings,
             engine=engine,
             http=http,
@@ -142,12 +143,8 @@ class Gateway:
             versions=versions,
             reaper=reaper,
             tasks=tasks,
+            sweeper=sweeper,
         )
-        # --- image retention (storage) ---
-        gateway.sweeper = RetentionSweeper(store, settings, engine)
-        gateway.sweeper.start()
-        # ---
-        return gateway
 
     @property
     def catalog(self) -> Catalog:
@@ -156,10 +153,7 @@ class Gateway:
     async def stop(self) -> None:
         # Tasks first: running ones go back to the queue (holds kept) while the engine is open.
         await self.tasks.stop()
-        # --- image retention (storage) ---
-        if self.sweeper is not None:
-            await self.sweeper.stop()
-        # ---
+        await self.sweeper.stop()
         # Queued request-log rows first: they need the engine, and must survive a clean shutdown.
         await self.request_log.stop()
         await self.billing.drain()
