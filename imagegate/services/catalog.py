@@ -42,10 +42,6 @@ class CatalogService:
             raise RuntimeError("the catalog service has not started")
         return self._current
 
-    def __call__(self) -> Catalog:
-        """The current snapshot (services take the catalog as a ``Callable[[], Catalog]``)."""
-        return self.current
-
     async def start(self) -> Catalog:
         return await self.reload()
 

@@ -11,15 +11,14 @@ the pipeline's result into the assistant's reply. Wire shapes stay in ``api``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from imagegate.domain import ChatCall, Generated, ImageRequest, Principal, Usage
 from imagegate.errors import InvalidRequest, PermissionDenied, UpstreamFailed
-from imagegate.providers.registry import Catalog
 from imagegate.services.chat_prompt import read_conversation
 from imagegate.services.generation import fit_size
+from imagegate.services.routing import CatalogSource
 
 # Image fields a client may set through `metadata` (the seeds use size and quality).
 _METADATA_FIELDS = ("size", "quality", "background", "output_format", "output_compression", "moderation", "n")
@@ -35,13 +34,13 @@ class ChatReply:
 
 
 class ChatTranslator:
-    def __init__(self, catalog: Callable[[], Catalog], public_url: str) -> None:
-        self._catalog = catalog
+    def __init__(self, catalogs: CatalogSource, public_url: str) -> None:
+        self.catalogs = catalogs
         self.own_files = f"{public_url}/files/"
 
     def image_request(self, call: ChatCall, principal: Principal) -> ImageRequest:
         """The image request a conversation asks for (its images are read by the pipeline)."""
-        catalog = self._catalog()
+        catalog = self.catalogs.current
         spec = catalog.chat_model(call.model)
         if not principal.may_use(spec.name):
             raise PermissionDenied(f"This API key may not use the model '{spec.name}'.", param="model")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from imagegate.billing.meter import Billing, Meter
 from imagegate.domain import (
@@ -43,19 +43,19 @@ from imagegate.observability import RequestRecord
 from imagegate.providers.registry import Catalog, Channel, ModelSpec
 from imagegate.services.delivery import Delivery
 from imagegate.services.inputs import InputLoader
-from imagegate.services.routing import ChannelRouter
+from imagegate.services.routing import CatalogSource, ChannelRouter
 
 
 class GenerationPipeline:
     def __init__(
         self,
-        catalog: Callable[[], Catalog],
+        catalogs: CatalogSource,
         router: ChannelRouter,
         inputs: InputLoader,
         billing: Billing,
         delivery: Delivery,
     ) -> None:
-        self._catalog = catalog
+        self.catalogs = catalogs
         self.router = router
         self.inputs = inputs
         self.billing = billing
@@ -63,7 +63,8 @@ class GenerationPipeline:
 
     @property
     def catalog(self) -> Catalog:
-        return self._catalog()
+        """The catalog in force now (channels may change between two requests, never within one)."""
+        return self.catalogs.current
 
     # -- checks -------------------------------------------------------------------------------
 
