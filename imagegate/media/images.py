@@ -6,6 +6,8 @@ Sync on purpose: decoding is CPU work, so callers run these in a worker thread.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from PIL import Image
 
@@ -25,22 +27,8 @@ def probe_input_image(data: bytes, *, param: str, max_bytes: int, max_pixels: in
     Cheap (no pixel is decoded), so a request's images can all be measured against its pixel
     budget before any of them is decoded.
     """
-    if len(data) > max_bytes:
-        raise PayloadTooLarge(
-            f"{param} is larger than the {_megabytes(max_bytes)} MB limit per image", param=param
-        )
-    fmt = sniff_format(data[:16])
-    if fmt is None:
-        raise _invalid_image(param, "is not a supported image; PNG, JPEG or WebP are accepted")
-    try:
-        with Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]]) as img:
-            width, height = img.size
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise _too_many_pixels(param, None, None, max_pixels) from exc
-    except _DECODE_ERRORS as exc:
-        raise _invalid_image(param, f"could not be decoded as {fmt.upper()} (truncated or corrupt)") from exc
-    if width * height > max_pixels:
-        raise _too_many_pixels(param, width, height, max_pixels)
+    with _opened(data, param=param, max_bytes=max_bytes, max_pixels=max_pixels) as (_, img):
+        width, height = img.size
     return width, height
 
 
@@ -50,6 +38,18 @@ def load_input_image(data: bytes, *, param: str, max_bytes: int, max_pixels: int
     The format comes from the bytes alone: the SDK sends every file as
     ``application/octet-stream`` and file names are the client's to invent.
     """
+    with _opened(data, param=param, max_bytes=max_bytes, max_pixels=max_pixels) as (fmt, img):
+        img.load()
+        width, height = img.size
+        has_alpha = img.has_transparency_data
+    return InputImage(data=data, format=fmt, width=width, height=height, has_alpha=has_alpha)
+
+
+@contextmanager
+def _opened(
+    data: bytes, *, param: str, max_bytes: int, max_pixels: int
+) -> Iterator[tuple[ImageFormat, Image.Image]]:
+    """The image opened from its header, after the byte and pixel limits; decode errors as 400s."""
     if len(data) > max_bytes:
         raise PayloadTooLarge(
             f"{param} is larger than the {_megabytes(max_bytes)} MB limit per image", param=param
@@ -65,13 +65,11 @@ def load_input_image(data: bytes, *, param: str, max_bytes: int, max_pixels: int
             # claim gigabytes of pixels.
             if width * height > max_pixels:
                 raise _too_many_pixels(param, width, height, max_pixels)
-            img.load()
-            has_alpha = img.has_transparency_data
+            yield fmt, img
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _too_many_pixels(param, None, None, max_pixels) from exc
     except _DECODE_ERRORS as exc:
         raise _invalid_image(param, f"could not be decoded as {fmt.upper()} (truncated or corrupt)") from exc
-    return InputImage(data=data, format=fmt, width=width, height=height, has_alpha=has_alpha)
 
 
 def validate_mask(mask: InputImage, first: InputImage) -> None:
