@@ -172,20 +172,31 @@ def upstream() -> Iterator[FakeOpenAIUpstream]:
     fake.stop()
 
 
+def openai_channel(
+    upstream: FakeOpenAIUpstream, models: list[str], *, name: str = "fake-openai", **fields: Any
+) -> dict[str, Any]:
+    """A channel of the ``openai`` provider pointing at ``upstream``, as a config entry."""
+    return {
+        "name": name,
+        "provider": "openai",
+        "base_url": upstream.base_url,
+        "api_key": upstream.api_key,
+        "models": models,
+        **fields,
+    }
+
+
 @pytest.fixture
 def upstream_gateway(make_gateway: GatewayFactory, upstream: FakeOpenAIUpstream) -> LiveGateway:
     """A gateway whose gpt-image models go to the fake OpenAI upstream."""
     return make_gateway(
         channels=[
-            {
-                "name": "fake-openai",
-                "provider": "openai",
-                "base_url": upstream.base_url,
-                "api_key": upstream.api_key,
-                "models": ["gpt-image-2", "gpt-image-1"],
-                "model_map": {"gpt-image-2": "gpt-image-2-2026-04-21"},
-                "timeout_s": 10,
-            }
+            openai_channel(
+                upstream,
+                ["gpt-image-2", "gpt-image-1"],
+                model_map={"gpt-image-2": "gpt-image-2-2026-04-21"},
+                timeout_s=10,
+            )
         ],
     )
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.conftest import ADMIN_KEY, REDIS_URL, free_port, redis_available, service_missing
+from tests.conftest import ADMIN_KEY, REDIS_URL, free_port, openai_channel, redis_available, service_missing
 from tests.db.conftest import POSTGRES_ADMIN_DSN, _create_postgres_database, _drop_postgres_database
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 from tests.serve_process import ServeProcess
@@ -128,15 +128,7 @@ def test_a_channel_disabled_on_one_process_stops_getting_traffic_on_the_other(
     one, two = gateways
     primary, backup = upstreams
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
-    channel = {
-        "name": "primary",
-        "provider": "openai",
-        "base_url": primary.base_url,
-        "api_key": primary.api_key,
-        "models": [MODEL],
-        "priority": 0,
-        "timeout_s": 20,
-    }
+    channel = openai_channel(primary, [MODEL], name="primary", priority=0, timeout_s=20)
     with httpx.Client(base_url=f"{one}/admin", headers=headers, timeout=30) as admin_one:
         admin_one.delete("/channels/primary")  # a leftover of the other parametrisation
         created = admin_one.post("/channels", json=channel)
@@ -182,13 +174,7 @@ def test_a_channel_added_through_one_worker_serves_on_every_worker(
     try:
         serve.wait_ready()
         headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
-        channel = {
-            "name": "added",
-            "provider": "openai",
-            "base_url": primary.base_url,
-            "api_key": primary.api_key,
-            "models": [MODEL],
-        }
+        channel = openai_channel(primary, [MODEL], name="added")
         created = httpx.post(f"{serve.url}/admin/channels", json=channel, headers=headers, timeout=30)
         assert created.status_code == 201, created.text
         time.sleep(2.5)  # well inside 5 s: every worker has polled the version by now

@@ -8,19 +8,12 @@ import openai
 import pytest
 
 from tests.admin.helpers import admin, wait_for_log
-from tests.conftest import GatewayFactory, LiveGateway
+from tests.conftest import GatewayFactory, LiveGateway, openai_channel
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
 
 def channel_body(upstream: FakeOpenAIUpstream, **changes: object) -> dict[str, object]:
-    body: dict[str, object] = {
-        "name": "db-openai",
-        "provider": "openai",
-        "base_url": upstream.base_url,
-        "api_key": upstream.api_key,
-        "models": ["gpt-image-1"],
-        "timeout_s": 10,
-    }
+    body: dict[str, object] = openai_channel(upstream, ["gpt-image-1"], name="db-openai", timeout_s=10)
     body.update(changes)
     return body
 

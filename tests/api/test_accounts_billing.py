@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.billing.accounts import DEMO_PRICE, entries, kinds, make_group, make_key, money
-from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway
+from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway, openai_channel
 from tests.db.conftest import database_url
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
@@ -39,16 +39,7 @@ def upstream_gw(
     yield make_gateway(
         database_url=database_url,
         stream_keepalive_s=0.2,
-        channels=[
-            {
-                "name": "fake-openai",
-                "provider": "openai",
-                "base_url": upstream.base_url,
-                "api_key": upstream.api_key,
-                "models": ["gpt-image-1"],
-                "timeout_s": 2,
-            }
-        ],
+        channels=[openai_channel(upstream, ["gpt-image-1"], timeout_s=2)],
     )
 
 

@@ -8,22 +8,14 @@ import pytest
 import requests
 
 from tests.api.test_chat import image_urls
-from tests.conftest import GatewayFactory, LiveGateway, image_bytes, open_image
+from tests.conftest import GatewayFactory, LiveGateway, image_bytes, open_image, openai_channel
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
 
 @pytest.fixture
 def chat_gateway(make_gateway: GatewayFactory, upstream: FakeOpenAIUpstream) -> LiveGateway:
     return make_gateway(
-        channels=[
-            {
-                "name": "images",
-                "provider": "openai",
-                "base_url": upstream.base_url,
-                "api_key": upstream.api_key,
-                "models": ["gpt-image-2"],
-            }
-        ],
+        channels=[openai_channel(upstream, ["gpt-image-2"], name="images")],
         models={"gpt-image-2-chat": {"kind": "chat-image", "image_model": "gpt-image-2"}},
     )
 

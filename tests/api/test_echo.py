@@ -14,7 +14,7 @@ from openai import OpenAI
 from openai.types import ImageEditCompletedEvent, ImageGenCompletedEvent
 
 from tests.api.test_chat import fetch_image, image_urls
-from tests.conftest import GatewayFactory, LiveGateway, image_bytes
+from tests.conftest import GatewayFactory, LiveGateway, image_bytes, openai_channel
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
 ECHOED = ("quality", "background", "output_format", "size")
@@ -24,15 +24,7 @@ ECHOED = ("quality", "background", "output_format", "size")
 def both(make_gateway: GatewayFactory, upstream: FakeOpenAIUpstream) -> LiveGateway:
     """Demo beside gpt-image-2 on the fake OpenAI upstream, each with a chat-image face."""
     return make_gateway(
-        channels=[
-            {
-                "name": "images",
-                "provider": "openai",
-                "base_url": upstream.base_url,
-                "api_key": upstream.api_key,
-                "models": ["gpt-image-2"],
-            }
-        ],
+        channels=[openai_channel(upstream, ["gpt-image-2"], name="images")],
         models={"gpt-image-2-chat": {"kind": "chat-image", "image_model": "gpt-image-2"}},
     )
 

@@ -15,7 +15,7 @@ import requests
 from aiohttp import web
 from openai.types import ImageGenCompletedEvent, ImageGenPartialImageEvent
 
-from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway, open_image
+from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway, open_image, openai_channel
 from tests.fakes.loopback import LoopbackServer
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
@@ -79,16 +79,7 @@ def test_slow_upstream_gets_keep_alives_through(
     """A 2 s upstream with keep-alives every 0.25 s: comments flow the whole time, then the image."""
     gateway = make_gateway(
         stream_keepalive_s=0.25,  # the setting, not the 15 s default: the test takes 2 s, not 30
-        channels=[
-            {
-                "name": "slow",
-                "provider": "openai",
-                "base_url": upstream.base_url,
-                "api_key": upstream.api_key,
-                "models": ["gpt-image-2"],
-                "timeout_s": 120,
-            }
-        ],
+        channels=[openai_channel(upstream, ["gpt-image-2"], name="slow", timeout_s=120)],
     )
     upstream.delay_s = 2.0
     started = time.monotonic()

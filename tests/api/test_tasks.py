@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.billing.accounts import DEMO_PRICE, kinds, make_key, money
-from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway, image_bytes, open_image
+from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway, image_bytes, open_image, openai_channel
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
 QUOTA = Decimal(1)  # USD
@@ -183,16 +183,7 @@ def upstream_gateway(
 ) -> LiveGateway:
     return make_gateway(
         task_poll_s=0.1,
-        channels=[
-            {
-                "name": "fake-openai",
-                "provider": "openai",
-                "base_url": upstream.base_url,
-                "api_key": upstream.api_key,
-                "models": ["gpt-image-1"],
-                "timeout_s": 20,
-            }
-        ],
+        channels=[openai_channel(upstream, ["gpt-image-1"], timeout_s=20)],
         **settings,
     )
 

@@ -22,7 +22,7 @@ from imagegate.services.tasks_codec import principal_to_json, request_to_json
 from imagegate.settings import load_settings
 from tests.api.test_tasks import poll_until_ended, submit
 from tests.billing.accounts import DEMO_PRICE, kinds, make_key, money, with_engine
-from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway, ServerThread, free_port
+from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway, ServerThread, free_port, openai_channel
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
 QUOTA_MICROS = 1_000_000
@@ -110,16 +110,7 @@ def test_a_clean_shutdown_puts_running_tasks_back_in_the_queue_with_their_hold(
         admin_key=ADMIN_KEY,
         log_level="WARNING",
         task_poll_s=0.1,
-        channels=[
-            {
-                "name": "fake-openai",
-                "provider": "openai",
-                "base_url": upstream.base_url,
-                "api_key": upstream.api_key,
-                "models": ["gpt-image-1"],
-                "timeout_s": 20,
-            }
-        ],
+        channels=[openai_channel(upstream, ["gpt-image-1"], timeout_s=20)],
     )
     url = settings.resolved_database_url
     first = ServerThread(create_app(settings), settings.port)
@@ -155,16 +146,7 @@ def test_a_cancel_asked_by_another_process_stops_the_run_and_releases_the_hold(
 ) -> None:
     gw = make_gateway(
         task_poll_s=0.1,
-        channels=[
-            {
-                "name": "fake-openai",
-                "provider": "openai",
-                "base_url": upstream.base_url,
-                "api_key": upstream.api_key,
-                "models": ["gpt-image-1"],
-                "timeout_s": 20,
-            }
-        ],
+        channels=[openai_channel(upstream, ["gpt-image-1"], timeout_s=20)],
     )
     url = gw.settings.resolved_database_url
     key, secret = make_key(url, quota_usd=Decimal(1))

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.billing.accounts import kinds, make_key, money
-from tests.conftest import GatewayFactory, LiveGateway, image_bytes, open_image
+from tests.conftest import GatewayFactory, LiveGateway, image_bytes, open_image, openai_channel
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
 QUOTA = 1_000_000  # micro-USD: $1
@@ -29,16 +29,7 @@ PRICES = {"per_image": {"1024x1024": 0.04, "64x64": 0.001, "default": 0.02}}
 def priced(make_gateway: GatewayFactory, upstream: FakeOpenAIUpstream) -> Iterator[LiveGateway]:
     yield make_gateway(
         stream_keepalive_s=0.2,
-        channels=[
-            {
-                "name": "fake-openai",
-                "provider": "openai",
-                "base_url": upstream.base_url,
-                "api_key": upstream.api_key,
-                "models": ["gpt-image-1"],
-                "timeout_s": 5,
-            }
-        ],
+        channels=[openai_channel(upstream, ["gpt-image-1"], timeout_s=5)],
         models={"gpt-image-1": {"price": PRICES}},
     )
 

@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 
 from tests.admin.helpers import admin, wait_for_log
-from tests.conftest import GatewayFactory, LiveGateway, image_bytes
+from tests.conftest import GatewayFactory, LiveGateway, image_bytes, openai_channel
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
 PROMPT = "a lighthouse on a cliff, watercolor"
@@ -34,16 +34,7 @@ PROMPT = "a lighthouse on a cliff, watercolor"
 def webui_gateway(make_gateway: GatewayFactory, upstream: FakeOpenAIUpstream) -> LiveGateway:
     """gpt-image-1 (OpenAI's size list) set to the nearest size; gpt-image-2 strict (custom)."""
     return make_gateway(
-        channels=[
-            {
-                "name": "fake-openai",
-                "provider": "openai",
-                "base_url": upstream.base_url,
-                "api_key": upstream.api_key,
-                "models": ["gpt-image-2", "gpt-image-1"],
-                "timeout_s": 10,
-            }
-        ],
+        channels=[openai_channel(upstream, ["gpt-image-2", "gpt-image-1"], timeout_s=10)],
         models={"gpt-image-1": {"size_policy": "nearest"}},
     )
 

@@ -14,7 +14,7 @@ from prometheus_client.samples import Sample
 
 from imagegate import metrics
 from tests.admin.helpers import wait_for_log
-from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway
+from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway, openai_channel
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 from tests.serve_process import ServeProcess
 
@@ -152,16 +152,7 @@ def test_a_failing_channel_counts_its_attempts_and_goes_down(
 ) -> None:
     gateway = make_gateway(
         breaker_failures=1,
-        channels=[
-            {
-                "name": "fake-openai",
-                "provider": "openai",
-                "base_url": upstream.base_url,
-                "api_key": upstream.api_key,
-                "models": ["gpt-image-2"],
-                "timeout_s": 10,
-            }
-        ],
+        channels=[openai_channel(upstream, ["gpt-image-2"], timeout_s=10)],
     )
     before = scrape(gateway.url)
     assert value(before, "imagegate_channel_up", channel="fake-openai") == 1
@@ -171,6 +162,6 @@ def test_a_failing_channel_counts_its_attempts_and_goes_down(
     text = scrape(gateway.url)
     name = "imagegate_upstream_attempts_total"
     failed = value(text, name, channel="fake-openai", outcome="upstream_error")
-    assert failed - value(before, name, channel="fake-openai") == 1
+    assert failed - value(before, name, channel="fake-openai", outcome="upstream_error") == 1
     assert value(text, "imagegate_channel_up", channel="fake-openai") == 0
     assert value(text, "imagegate_channel_up", channel="demo") == 1
