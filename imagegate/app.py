@@ -26,6 +26,7 @@ from imagegate.api.middleware import RequestContextMiddleware
 from imagegate.billing.ledger import Ledger
 from imagegate.billing.meter import Billing
 from imagegate.billing.prices import PriceBook
+from imagegate.console import mount_console
 from imagegate.db import migrate
 from imagegate.db.channels import ChannelStore
 from imagegate.db.engine import create_engine
@@ -166,6 +167,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     app.include_router(admin_channels.router)
     include_admin_api(app)
+    mount_console(app)  # the web console at /console (and / redirects there)
     return app
 
 

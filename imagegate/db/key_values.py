@@ -38,6 +38,8 @@ class ApiKey:
     rpm: int | None = None
     ip_allowlist: list[str] | None = None
     enabled: bool = True
+    #: May use the admin API and the console's admin pages.
+    admin: bool = False
 
     @property
     def active(self) -> bool:
@@ -154,4 +156,5 @@ def to_domain(row: Row[*tuple[Any, ...]]) -> ApiKey:
         rpm=row.rpm,
         ip_allowlist=None if row.ip_allowlist is None else list(row.ip_allowlist),
         enabled=bool(row.enabled),
+        admin=bool(row.admin),
     )

@@ -46,7 +46,18 @@ MAX_NAME_LENGTH = 200
 MAX_SECRET_LENGTH = 256
 
 UPDATABLE = frozenset(
-    {"name", "enabled", "quota_usd", "add_quota_usd", "models", "rpm", "expires_at", "ip_allowlist", "group"}
+    {
+        "name",
+        "enabled",
+        "admin",
+        "quota_usd",
+        "add_quota_usd",
+        "models",
+        "rpm",
+        "expires_at",
+        "ip_allowlist",
+        "group",
+    }
 )
 
 
@@ -61,6 +72,10 @@ class KeyStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
     # `list` below is a method, so annotations in this class spell the builtin out.
     async def create(
         self,
@@ -72,11 +87,12 @@ class KeyStore:
         rpm: int | None = None,
         expires_at: datetime | None = None,
         ip_allowlist: builtins.list[str] | None = None,
+        admin: bool = False,
     ) -> tuple[ApiKey, str]:
         """Store a new key; returns it with its secret, which cannot be recovered later.
 
         ``group`` is a group's name or id; ``quota_usd`` None makes the key unlimited, a number
-        grants that much through the ledger.
+        grants that much through the ledger. ``admin`` makes an admin key (admin API, console).
         """
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
         key_id = "key_" + secrets.token_hex(8)
@@ -95,6 +111,7 @@ class KeyStore:
             "rpm": check_rpm(rpm),
             "ip_allowlist": normalize_allowlist(ip_allowlist),
             "enabled": True,
+            "admin": bool(admin),
         }
         async with self._engine.begin() as connection:
             values["group_id"] = None if group is None else await resolve_group_id(connection, group)
@@ -120,7 +137,7 @@ class KeyStore:
     async def update(self, key_id: str, **fields: Any) -> ApiKey | None:
         """Change a key; returns it, or None when there is no such key.
 
-        Fields: ``name``, ``enabled``, ``models``, ``rpm``, ``expires_at``, ``ip_allowlist``,
+        Fields: ``name``, ``enabled``, ``admin``, ``models``, ``rpm``, ``expires_at``, ``ip_allowlist``,
         ``group`` (name or id; None leaves the group) — None clears a restriction — and money:
         ``quota_usd`` sets the total quota (the balance moves by the difference, never below
         zero; None makes the key unlimited) and ``add_quota_usd`` tops a limited key up.
@@ -190,6 +207,7 @@ def _select() -> Select[*tuple[Any, ...]]:
         ApiKeyRow.rpm,
         ApiKeyRow.ip_allowlist,
         ApiKeyRow.enabled,
+        ApiKeyRow.admin,
         GroupRow.id.label("group_id"),
         GroupRow.name.label("group_name"),
         GroupRow.price_multiplier.label("group_price_multiplier"),
@@ -221,6 +239,10 @@ def _plain_values(fields: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(fields["enabled"], bool):
             raise ValueError("enabled must be true or false")
         values["enabled"] = fields["enabled"]
+    if "admin" in fields:
+        if not isinstance(fields["admin"], bool):
+            raise ValueError("admin must be true or false")
+        values["admin"] = fields["admin"]
     if "models" in fields:
         values["models"] = normalize_models(fields["models"])
     if "rpm" in fields:

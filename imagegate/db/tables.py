@@ -26,6 +26,8 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
+    false,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -116,6 +118,8 @@ class ApiKeyRow(Base):
     rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
     ip_allowlist: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    # An admin key may use the admin API and the console's admin pages (besides /v1).
+    admin: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
     __table_args__ = (CheckConstraint("balance_micros >= 0", name="balance_not_negative"),)
 
@@ -141,3 +145,33 @@ class ModelPriceRow(Base):
     model: Mapped[str] = mapped_column(String(200), primary_key=True)
     price: Mapped[dict[str, object]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ConsoleSessionRow(Base):
+    """A signed-in console browser. The cookie holds a random token; only its SHA-256 is kept here."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # A key's id, or "admin" for the IMAGEGATE_ADMIN_KEY principal.
+    key_id: Mapped[str] = mapped_column(String(64))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class RequestDetailRow(Base):
+    """What a request asked for and got, beside its request-log row: the gallery and detail view.
+
+    ``params`` holds size, quality, n, seed, background, output format…; ``inputs`` and ``outputs``
+    are lists of ``{"url": …, "role": "image" | "mask"}`` / ``{"url": …, "revised_prompt": …}``.
+    """
+
+    __tablename__ = "request_details"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    time: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    inputs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    outputs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True), nullable=True)

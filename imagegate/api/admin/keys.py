@@ -40,6 +40,8 @@ class KeyCreate(BaseModel):
     expires_at: AwareDatetime | None = None
     #: IPs or CIDR ranges the key may be used from; null: anywhere.
     ip_allowlist: list[str] | None = None
+    #: An admin key may use this admin API and the console's admin pages.
+    admin: bool = False
 
 
 class KeyUpdate(BaseModel):
@@ -58,6 +60,7 @@ class KeyUpdate(BaseModel):
     rpm: int | None = Field(default=None, ge=1)
     expires_at: AwareDatetime | None = None
     ip_allowlist: list[str] | None = None
+    admin: bool | None = None
 
 
 class KeyPublic(BaseModel):
@@ -75,6 +78,7 @@ class KeyPublic(BaseModel):
     expires_at: datetime | None
     ip_allowlist: list[str] | None
     enabled: bool
+    admin: bool
     active: bool
     created_at: datetime
     revoked_at: datetime | None
@@ -95,6 +99,7 @@ class KeyPublic(BaseModel):
             expires_at=key.expires_at,
             ip_allowlist=key.ip_allowlist,
             enabled=key.enabled,
+            admin=key.admin,
             active=key.active,
             created_at=key.created_at,
             revoked_at=key.revoked_at,
@@ -129,6 +134,7 @@ async def create_key(request: Request, body: KeyCreate) -> KeyCreated:
             rpm=body.rpm,
             expires_at=body.expires_at,
             ip_allowlist=body.ip_allowlist,
+            admin=body.admin,
         )
     except ValueError as exc:
         raise invalid(exc) from exc

@@ -1,0 +1,53 @@
+"""Admin keys, console sessions, request details (the console's gallery and detail view).
+
+Revision ID: 0004_admin_keys
+Revises: 0003_request_logs
+Create Date: 2026-12-01
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0004_admin_keys"
+down_revision: str | Sequence[str] | None = "0003_request_logs"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("api_keys") as batch:
+        batch.add_column(sa.Column("admin", sa.Boolean(), server_default=sa.false(), nullable=False))
+    op.create_table(
+        "console_sessions",
+        sa.Column("id", sa.String(64), nullable=False),
+        sa.Column("key_id", sa.String(64), nullable=False),
+        sa.Column("csrf", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_console_sessions")),
+    )
+    op.create_index("ix_console_sessions_expires_at", "console_sessions", ["expires_at"])
+    op.create_table(
+        "request_details",
+        sa.Column("request_id", sa.String(64), nullable=False),
+        sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("prompt", sa.Text(), nullable=True),
+        sa.Column("params", sa.JSON(), nullable=True),
+        sa.Column("inputs", sa.JSON(), nullable=True),
+        sa.Column("outputs", sa.JSON(), nullable=True),
+        sa.PrimaryKeyConstraint("request_id", name=op.f("pk_request_details")),
+    )
+    op.create_index("ix_request_details_time", "request_details", ["time"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_request_details_time", table_name="request_details")
+    op.drop_table("request_details")
+    op.drop_index("ix_console_sessions_expires_at", table_name="console_sessions")
+    op.drop_table("console_sessions")
+    with op.batch_alter_table("api_keys") as batch:
+        batch.drop_column("admin")
