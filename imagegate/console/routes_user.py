@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -77,7 +78,9 @@ async def playground(request: Request) -> Response:
         "playground.html",
         viewer,
         models=models,
-        models_json=orjson.dumps(models).decode(),
+        # Read by the page's script from a JSON <script> block: "<" is escaped so no "</script>"
+        # in a model name can end the block.
+        models_json=Markup(orjson.dumps(models).decode().replace("<", "\\u003c")),
         presets=PRESETS,
         qualities=QUALITIES,
         formats=FORMATS,
