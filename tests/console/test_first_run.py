@@ -98,3 +98,9 @@ def test_a_transparent_demo_edit_has_clear_corners() -> None:
 def test_a_client_key_signed_in_to_the_console_is_refused_admin_pages(gateway: LiveGateway) -> None:
     session = sign_in(gateway, make_key(gateway, "app"))
     assert session.get(f"{gateway.url}/console/keys").status_code == 403
+
+
+def test_admin_docs_load_nothing_from_elsewhere(gateway: LiveGateway) -> None:
+    page = requests.get(f"{gateway.url}/admin/docs")
+    assert page.status_code == 200 and "POST /admin/keys" in page.text
+    assert "cdn" not in page.text.lower() and "<script" not in page.text

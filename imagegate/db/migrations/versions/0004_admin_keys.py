@@ -42,9 +42,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("request_id", name=op.f("pk_request_details")),
     )
     op.create_index("ix_request_details_time", "request_details", ["time"])
+    op.create_index(
+        "ix_request_logs_time_sums",
+        "request_logs",
+        ["time", "status", "n", "cost_micros", "latency_ms", "model", "channel", "error_code"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_request_logs_time_sums", table_name="request_logs")
     op.drop_index("ix_request_details_time", table_name="request_details")
     op.drop_table("request_details")
     op.drop_index("ix_console_sessions_expires_at", table_name="console_sessions")
