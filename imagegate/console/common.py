@@ -52,7 +52,9 @@ def log_filter(request: Request, viewer: Viewer, *, days: int | None = None) -> 
         value = params.get(name, "").strip()
         return value[:200] or None
 
-    since = datetime.now(UTC) - timedelta(days=days) if days else None
+    # Whole UTC days, so charts read the day summaries (see imagegate.db.log_stats).
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    since = today - timedelta(days=days - 1) if days else None
     key = text("key") if viewer.is_admin else viewer.principal.key_id
     status = text("status")
     if status is not None:

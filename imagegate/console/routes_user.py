@@ -100,8 +100,8 @@ async def usage_page(request: Request) -> Response:
     days = days_param(request)
     where = log_filter(request, viewer, days=days)
     engine = request.app.state.gateway.engine
-    daily = await log_stats.daily(engine, where)
-    models = await log_stats.by_model(engine, where)
+    daily = await log_stats.summed(engine, where, ("day",))
+    models = by_requests(await log_stats.summed(engine, where, ("model",)))
     charts = [
         bar_chart("usage.by_day", [(d.label[5:], d.cost_micros / 1_000_000) for d in daily], 4),
         bar_chart("ov.images", [(d.label[5:], d.images) for d in daily]),
@@ -113,7 +113,7 @@ async def usage_page(request: Request) -> Response:
 async def usage_csv(request: Request) -> Response:
     viewer = await signed_in(request)
     where = log_filter(request, viewer, days=days_param(request))
-    rows = await log_queries.usage(request.app.state.gateway.engine, where)
+    rows = await log_stats.summed(request.app.state.gateway.engine, where, ("day", "key_id", "model"))
     header = [
         "day",
         "key_id",
@@ -127,9 +127,7 @@ async def usage_csv(request: Request) -> Response:
     ]
     lines = [
         [
-            r.day,
-            r.key_id or "",
-            r.model or "",
+            *r.keys,
             r.requests,
             r.errors,
             r.images,
@@ -252,9 +250,10 @@ async def overview(request: Request) -> Response:
     days = days_param(request)
     where = log_filter(request, viewer, days=days)
     engine = request.app.state.gateway.engine
-    daily = await log_stats.daily(engine, where)
-    models = await log_stats.by_model(engine, where)
-    failures = await log_stats.failures_by_channel(engine, where)
+    daily = await log_stats.summed(engine, where, ("day",))
+    models = by_requests(await log_stats.summed(engine, where, ("model",)))
+    channels = await log_stats.summed(engine, where, ("channel",))
+    failures = sorted(((c.label, c.errors) for c in channels if c.errors), key=lambda x: -x[1])
     day = [d.label[5:] for d in daily]
     charts = [
         bar_chart("ov.requests", list(zip(day, [d.requests for d in daily], strict=True))),
@@ -266,6 +265,10 @@ async def overview(request: Request) -> Response:
         bar_chart("ov.channel_failures", [(name, float(count)) for name, count in failures[:12]]),
     ]
     return page(request, "overview.html", viewer, charts=charts, days=days, models=models)
+
+
+def by_requests(totals: list[log_stats.Totals]) -> list[log_stats.Totals]:
+    return sorted(totals, key=lambda t: -t.requests)
 
 
 def _csv(name: str, header: list[str], rows: list[list[Any]]) -> Response:

@@ -1,33 +1,59 @@
-"""Series for the console's charts: per day, per model and per channel sums of the request log.
+"""Sums of the request log for the console's charts and usage: per day, key, model and channel.
 
-Each is one grouped query over a time range, so a chart costs one round trip however many rows
-it covers; the ``(time, …)`` covering index of migration 0004 lets it read the index alone.
+Finished UTC days are summed once into ``request_log_days`` (`roll_up`, run in the background),
+so a chart over 30 or 365 days reads a few thousand summary rows, not a million log rows. Days
+not summed yet (today, or history while the first roll-up runs) are summed live from the log
+through the ``(time, …)`` covering index. A filter beyond time and key is summed live.
 
-    days = await daily(engine, LogFilter(since=month_ago))
-    models = await by_model(engine, LogFilter(since=month_ago, key_id="key_…"))
+    await roll_up(engine)                                    # idempotent; any replica may run it
+    days = await summed(engine, LogFilter(since=month_ago), ("day",))
+    models = await summed(engine, LogFilter(since=month_ago, key_id="key_…"), ("model",))
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, case, func, insert, literal, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate.db.log_queries import LogFilter, failed
 from imagegate.db.request_logs import RequestLogRow
+from imagegate.db.tables import RequestLogDayDoneRow, RequestLogDayRow
+
+logger = logging.getLogger("imagegate.log_stats")
+
+Dimension = str  # "day" | "key_id" | "model" | "channel"
+#: Stands for "every value" in a summary row's key, model or channel.
+ALL = "*"
+#: A day is summed once it has been over for this long (late log batches land first).
+SETTLE = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
 class Totals:
-    label: str
+    #: The group's values, one per dimension asked for ("" for none).
+    keys: tuple[str, ...]
     requests: int
     errors: int
     images: int
+    input_tokens: int
+    output_tokens: int
     cost_micros: int
-    latency_ms: float
+    latency_ms_sum: float
+
+    @property
+    def label(self) -> str:
+        return " · ".join(k or "-" for k in self.keys)
+
+    @property
+    def latency_ms(self) -> float:
+        return self.latency_ms_sum / self.requests if self.requests else 0.0
 
     @property
     def error_rate(self) -> float:
@@ -38,63 +64,151 @@ class Totals:
         return self.cost_micros / self.images if self.images else 0.0
 
 
-def _sums() -> list[ColumnElement[Any]]:
-    return [
-        func.count().label("requests"),
-        func.sum(case((failed, 1), else_=0)).label("errors"),
-        func.sum(case((~failed, func.coalesce(RequestLogRow.n, 1)), else_=0)).label("images"),
-        func.sum(func.coalesce(RequestLogRow.cost_micros, 0)).label("cost_micros"),
-        func.avg(RequestLogRow.latency_ms).label("latency_ms"),
-    ]
-
-
-def _totals(label: Any, row: Any) -> Totals:
-    text = label.isoformat() if isinstance(label, date) else str(label if label is not None else "-")
-    return Totals(
-        label=text,
-        requests=int(row.requests),
-        errors=int(row.errors or 0),
-        images=int(row.images or 0),
-        cost_micros=int(row.cost_micros or 0),
-        latency_ms=float(row.latency_ms or 0.0),
-    )
-
-
 def utc_day(engine: AsyncEngine) -> ColumnElement[Any]:
     if engine.dialect.name == "postgresql":
-        return func.date(func.timezone("UTC", RequestLogRow.time))
+        return func.to_char(func.timezone("UTC", RequestLogRow.time), "YYYY-MM-DD")
     # SQLite stores naive UTC text, so its date() is already the UTC day.
     return func.date(RequestLogRow.time)
 
 
-async def daily(engine: AsyncEngine, where: LogFilter) -> list[Totals]:
+def _log_column(engine: AsyncEngine, dimension: Dimension) -> ColumnElement[Any]:
+    if dimension == "day":
+        return utc_day(engine)
+    column: ColumnElement[Any] = getattr(RequestLogRow, dimension)
+    return func.coalesce(column, literal(""))
+
+
+def _log_sums() -> list[ColumnElement[Any]]:
+    return [
+        func.count().label("requests"),
+        func.sum(case((failed, 1), else_=0)).label("errors"),
+        func.sum(case((~failed, func.coalesce(RequestLogRow.n, 1)), else_=0)).label("images"),
+        func.sum(func.coalesce(RequestLogRow.input_tokens, 0)).label("input_tokens"),
+        func.sum(func.coalesce(RequestLogRow.output_tokens, 0)).label("output_tokens"),
+        func.sum(func.coalesce(RequestLogRow.cost_micros, 0)).label("cost_micros"),
+        func.sum(RequestLogRow.latency_ms).label("latency_ms_sum"),
+    ]
+
+
+def _day_sums() -> list[ColumnElement[Any]]:
+    table = RequestLogDayRow
+    return [
+        func.sum(table.requests).label("requests"),
+        func.sum(table.errors).label("errors"),
+        func.sum(table.images).label("images"),
+        func.sum(table.input_tokens).label("input_tokens"),
+        func.sum(table.output_tokens).label("output_tokens"),
+        func.sum(table.cost_micros).label("cost_micros"),
+        func.sum(table.latency_ms_sum).label("latency_ms_sum"),
+    ]
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+async def roll_up(engine: AsyncEngine, now: datetime | None = None) -> int:
+    """Sum every finished day that is not summed yet; returns how many days were added."""
+    now = now or datetime.now(UTC)
+    last = (now - SETTLE).date() - timedelta(days=1)
+    async with engine.connect() as connection:
+        first_time = (await connection.execute(select(func.min(RequestLogRow.time)))).scalar()
+        done = set((await connection.execute(select(RequestLogDayDoneRow.day))).scalars())
+    if first_time is None:
+        return 0
+    if isinstance(first_time, str):  # SQLite without type processing on an aggregate
+        first_time = datetime.fromisoformat(first_time)
+    day = first_time.date()
+    added = 0
+    while day <= last:
+        if day.isoformat() not in done and await _roll_up_day(engine, day):
+            added += 1
+        day += timedelta(days=1)
+    return added
+
+
+async def _roll_up_day(engine: AsyncEngine, day: date) -> bool:
+    # Two summaries per day, each small: key × model (channel "*") and channel (key and model "*").
+    # Their product (key × model × channel) can be nearly as long as the log itself.
+    in_day = (RequestLogRow.time >= _midnight(day), RequestLogRow.time < _midnight(day + timedelta(days=1)))
+    key, model, channel = (_log_column(engine, d) for d in ("key_id", "model", "channel"))
+    label = literal(day.isoformat())
+    by_key_model = select(label, key, model, literal(ALL), *_log_sums()).where(*in_day).group_by(key, model)
+    by_channel = (
+        select(label, literal(ALL), literal(ALL), channel, *_log_sums()).where(*in_day).group_by(channel)
+    )
+    target = [c.name for c in RequestLogDayRow.__table__.columns]
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(insert(RequestLogDayDoneRow).values(day=day.isoformat()))
+            await connection.execute(insert(RequestLogDayRow).from_select(target, by_key_model))
+            await connection.execute(insert(RequestLogDayRow).from_select(target, by_channel))
+    except IntegrityError:
+        return False  # another process summed it first
+    return True
+
+
+def _rollable(where: LogFilter, dimensions: Sequence[Dimension]) -> bool:
+    if "channel" in dimensions and ("key_id" in dimensions or "model" in dimensions or where.key_id):
+        return False  # channels are summed over all keys and models only
+    return where.model is None and where.status is None and where.size is None and where.until is None
+
+
+async def summed(engine: AsyncEngine, where: LogFilter, dimensions: Sequence[Dimension]) -> list[Totals]:
+    """Sums grouped by ``dimensions``, from the day summaries where they cover the filter."""
+    if not _rollable(where, dimensions):
+        return _merge(await _live(engine, where, dimensions, skip_days=set()), [], dimensions)
+    since_day = where.since.date().isoformat() if where.since else "0000-00-00"
+    table = RequestLogDayRow
+    conditions = [table.day >= since_day]
+    conditions.append(table.key_id == ALL if "channel" in dimensions else table.channel == ALL)
+    if where.key_id is not None:
+        conditions.append(table.key_id == where.key_id)
+    async with engine.connect() as connection:
+        done_query = select(RequestLogDayDoneRow.day).where(RequestLogDayDoneRow.day >= since_day)
+        done = set((await connection.execute(done_query)).scalars())
+        group = [getattr(table, d) for d in dimensions]
+        rolled = (
+            await connection.execute(select(*group, *_day_sums()).where(*conditions).group_by(*group))
+        ).all()
+    # Live: from the first day not summed (normally today) on, minus any summed day after it.
+    live_since = where.since
+    if done:
+        first_open = _first_open_day(since_day, done)
+        live_since = max(where.since, _midnight(first_open)) if where.since else _midnight(first_open)
+    live_where = LogFilter(key_id=where.key_id, since=live_since)
+    live = await _live(engine, live_where, dimensions, skip_days=done)
+    return _merge(live, rolled, dimensions)
+
+
+def _first_open_day(since_day: str, done: set[str]) -> date:
+    day = date.fromisoformat(min(done)) if since_day == "0000-00-00" else date.fromisoformat(since_day)
+    while day.isoformat() in done:
+        day += timedelta(days=1)
+    return day
+
+
+async def _live(
+    engine: AsyncEngine, where: LogFilter, dimensions: Sequence[Dimension], skip_days: set[str]
+) -> list[Any]:
     day = utc_day(engine)
-    query = select(day.label("label"), *_sums()).where(*where.conditions()).group_by(day).order_by(day)
+    group = [_log_column(engine, d) for d in dimensions]
+    query = select(day.label("_day"), *group, *_log_sums()).where(*where.conditions()).group_by(day, *group)
     async with engine.connect() as connection:
         rows = (await connection.execute(query)).all()
-    return [_totals(row.label, row) for row in rows]
+    return [row[1:] for row in rows if str(row[0]) not in skip_days]
 
 
-async def by_model(engine: AsyncEngine, where: LogFilter) -> list[Totals]:
-    query = (
-        select(RequestLogRow.model.label("label"), *_sums())
-        .where(*where.conditions())
-        .group_by(RequestLogRow.model)
-        .order_by(func.count().desc())
-    )
-    async with engine.connect() as connection:
-        rows = (await connection.execute(query)).all()
-    return [_totals(row.label, row) for row in rows]
-
-
-async def failures_by_channel(engine: AsyncEngine, where: LogFilter) -> list[tuple[str, int]]:
-    """Failed requests per the channel they ended on (requests that never reached one: "-")."""
-    query = (
-        select(RequestLogRow.channel, func.count().label("failures"))
-        .where(*where.conditions(), failed)
-        .group_by(RequestLogRow.channel)
-        .order_by(func.count().desc())
-    )
-    async with engine.connect() as connection:
-        rows = (await connection.execute(query)).all()
-    return [(row.channel or "-", int(row.failures)) for row in rows]
+def _merge(live: list[Any], rolled: Sequence[Any], dimensions: Sequence[Dimension]) -> list[Totals]:
+    width = len(dimensions)
+    sums: dict[tuple[str, ...], list[float]] = {}
+    for row in [*rolled, *live]:
+        keys = tuple(str(value) if value is not None else "" for value in row[:width])
+        values = [float(v or 0) for v in row[width:]]
+        current = sums.setdefault(keys, [0.0] * len(values))
+        for index, value in enumerate(values):
+            current[index] += value
+    return [
+        Totals(keys, int(v[0]), int(v[1]), int(v[2]), int(v[3]), int(v[4]), int(v[5]), v[6])
+        for keys, v in sorted(sums.items())
+    ]

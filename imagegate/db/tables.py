@@ -22,6 +22,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -175,3 +176,33 @@ class RequestDetailRow(Base):
     params: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     inputs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     outputs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+
+
+class RequestLogDayRow(Base):
+    """The request log summed per UTC day × key × model × channel, for finished days.
+
+    Charts and usage read these few thousand rows instead of summing a million log rows; the
+    day in progress is summed live. Empty strings stand for "none" so the key stays simple.
+    """
+
+    __tablename__ = "request_log_days"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(200), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    errors: Mapped[int] = mapped_column(BigInteger)
+    images: Mapped[int] = mapped_column(BigInteger)
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    cost_micros: Mapped[int] = mapped_column(BigInteger)
+    latency_ms_sum: Mapped[float] = mapped_column(Float)
+
+
+class RequestLogDayDoneRow(Base):
+    """The days already summed into ``request_log_days`` (a day with no requests is done too)."""
+
+    __tablename__ = "request_log_days_done"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)

@@ -42,6 +42,26 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("request_id", name=op.f("pk_request_details")),
     )
     op.create_index("ix_request_details_time", "request_details", ["time"])
+    op.create_table(
+        "request_log_days",
+        sa.Column("day", sa.String(10), nullable=False),
+        sa.Column("key_id", sa.String(64), nullable=False),
+        sa.Column("model", sa.String(200), nullable=False),
+        sa.Column("channel", sa.String(200), nullable=False),
+        sa.Column("requests", sa.BigInteger(), nullable=False),
+        sa.Column("errors", sa.BigInteger(), nullable=False),
+        sa.Column("images", sa.BigInteger(), nullable=False),
+        sa.Column("input_tokens", sa.BigInteger(), nullable=False),
+        sa.Column("output_tokens", sa.BigInteger(), nullable=False),
+        sa.Column("cost_micros", sa.BigInteger(), nullable=False),
+        sa.Column("latency_ms_sum", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("day", "key_id", "model", "channel", name=op.f("pk_request_log_days")),
+    )
+    op.create_table(
+        "request_log_days_done",
+        sa.Column("day", sa.String(10), nullable=False),
+        sa.PrimaryKeyConstraint("day", name=op.f("pk_request_log_days_done")),
+    )
     op.create_index(
         "ix_request_logs_time_sums",
         "request_logs",
@@ -51,6 +71,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_request_logs_time_sums", table_name="request_logs")
+    op.drop_table("request_log_days_done")
+    op.drop_table("request_log_days")
     op.drop_index("ix_request_details_time", table_name="request_details")
     op.drop_table("request_details")
     op.drop_index("ix_console_sessions_expires_at", table_name="console_sessions")
