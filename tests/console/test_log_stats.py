@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from imagegate.db import log_stats, migrate
-from imagegate.db.engine import create_engine
+from imagegate.db import log_stats
 from imagegate.db.log_queries import LogFilter
 from imagegate.db.request_logs import RequestLogRow
 
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'logs.db'}"
-    import asyncio
-
-    await asyncio.to_thread(migrate.upgrade, url)
-    engine = create_engine(url)
-    yield engine
-    await engine.dispose()
 
 
 async def add(engine: AsyncEngine, rows: list[dict[str, object]]) -> None:
