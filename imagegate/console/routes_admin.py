@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from imagegate.console.common import admin_only
 from imagegate.console.passthrough import call_json
 from imagegate.console.render import page
+from imagegate.console.session import csrf_ok
 
 router = APIRouter(include_in_schema=False)
 
@@ -40,6 +41,24 @@ async def channels_page(request: Request) -> Response:
     viewer = await admin_only(request)
     channels = _data(*await call_json(request, viewer, "GET", "/admin/channels"))
     return page(request, "channels.html", viewer, channels=channels)
+
+
+@router.post("/console/channels/{name}/{action}")
+async def channel_switch(request: Request, name: str, action: str) -> Response:
+    """Take a channel out of rotation or put it back (this process's routing state)."""
+    viewer = await admin_only(request)
+    form = await request.form()
+    given = form.get("csrf")
+    if not csrf_ok(viewer.csrf, given if isinstance(given, str) else None):
+        return page(request, "error.html", viewer, status=403, message_key="login.bad_form")
+    routing = request.app.state.gateway.routing
+    if action not in ("enable", "disable") or all(c.name != name for c in routing.catalog.channels):
+        return page(request, "error.html", viewer, status=404, message_key="not_found")
+    if action == "disable":
+        routing.health.disable(name, f"disabled by {viewer.principal.name} in the console")
+    else:
+        routing.health.enable(name)
+    return RedirectResponse("/console/channels", status_code=303)
 
 
 @router.get("/console/prices")

@@ -128,12 +128,14 @@ async def roll_up(engine: AsyncEngine, now: datetime | None = None) -> int:
 
 
 async def _roll_up_day(engine: AsyncEngine, day: date) -> bool:
-    # Two summaries per day, each small: key × model (channel "*") and channel (key and model "*").
-    # Their product (key × model × channel) can be nearly as long as the log itself.
+    # Three summaries per day, each small: key × model (channel "*"), model (key and channel "*")
+    # and channel (key and model "*"). Their product (key × model × channel) can be nearly as long
+    # as the log itself; the model and channel rows keep an all-keys chart to a few rows a day.
     in_day = (RequestLogRow.time >= _midnight(day), RequestLogRow.time < _midnight(day + timedelta(days=1)))
     key, model, channel = (_log_column(engine, d) for d in ("key_id", "model", "channel"))
     label = literal(day.isoformat())
     by_key_model = select(label, key, model, literal(ALL), *_log_sums()).where(*in_day).group_by(key, model)
+    by_model = select(label, literal(ALL), model, literal(ALL), *_log_sums()).where(*in_day).group_by(model)
     by_channel = (
         select(label, literal(ALL), literal(ALL), channel, *_log_sums()).where(*in_day).group_by(channel)
     )
@@ -142,6 +144,7 @@ async def _roll_up_day(engine: AsyncEngine, day: date) -> bool:
         async with engine.begin() as connection:
             await connection.execute(insert(RequestLogDayDoneRow).values(day=day.isoformat()))
             await connection.execute(insert(RequestLogDayRow).from_select(target, by_key_model))
+            await connection.execute(insert(RequestLogDayRow).from_select(target, by_model))
             await connection.execute(insert(RequestLogDayRow).from_select(target, by_channel))
     except IntegrityError:
         return False  # another process summed it first
@@ -161,9 +164,14 @@ async def summed(engine: AsyncEngine, where: LogFilter, dimensions: Sequence[Dim
     since_day = where.since.date().isoformat() if where.since else "0000-00-00"
     table = RequestLogDayRow
     conditions = [table.day >= since_day]
-    conditions.append(table.key_id == ALL if "channel" in dimensions else table.channel == ALL)
-    if where.key_id is not None:
-        conditions.append(table.key_id == where.key_id)
+    if "channel" in dimensions:
+        conditions += [table.key_id == ALL, table.model == ALL]
+    elif where.key_id is not None or "key_id" in dimensions:
+        conditions += [table.key_id != ALL, table.channel == ALL]
+        if where.key_id is not None:
+            conditions.append(table.key_id == where.key_id)
+    else:
+        conditions += [table.key_id == ALL, table.channel == ALL]
     async with engine.connect() as connection:
         done_query = select(RequestLogDayDoneRow.day).where(RequestLogDayDoneRow.day >= since_day)
         done = set((await connection.execute(done_query)).scalars())
@@ -182,7 +190,9 @@ async def summed(engine: AsyncEngine, where: LogFilter, dimensions: Sequence[Dim
 
 
 def _first_open_day(since_day: str, done: set[str]) -> date:
-    day = date.fromisoformat(min(done)) if since_day == "0000-00-00" else date.fromisoformat(since_day)
+    # Summing runs forward from the log's first day, so no day before the first summed one has
+    # any rows: the live part starts at the first day after that which is not summed yet.
+    day = date.fromisoformat(max(since_day, min(done)))
     while day.isoformat() in done:
         day += timedelta(days=1)
     return day

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -186,6 +187,8 @@ class RequestLogDayRow(Base):
     """
 
     __tablename__ = "request_log_days"
+    # The all-keys summaries (key "*") and one key's rows are each a range of this index.
+    __table_args__ = (Index("ix_request_log_days_key_id_day", "key_id", "day"),)
 
     day: Mapped[str] = mapped_column(String(10), primary_key=True)
     key_id: Mapped[str] = mapped_column(String(64), primary_key=True)

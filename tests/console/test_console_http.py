@@ -189,3 +189,19 @@ def gateway_flush(gateway: LiveGateway) -> None:
     import time
 
     time.sleep(0.8)
+
+
+def test_an_admin_disables_and_enables_a_channel(gateway: LiveGateway) -> None:
+    session = sign_in(gateway, make_key(gateway, "ops", admin=True))
+    csrf = page_csrf(session, f"{gateway.url}/console/channels")
+    assert session.post(f"{gateway.url}/console/channels/demo/disable", data={}).status_code == 403
+    session.post(f"{gateway.url}/console/channels/demo/disable", data={"csrf": csrf})
+    client = sign_in(gateway, make_key(gateway, "app"))
+    assert generate(client, gateway, "a fox").status_code == 503
+    assert 'data-testid="channel-enable"' in session.get(f"{gateway.url}/console/channels").text
+    session.post(f"{gateway.url}/console/channels/demo/enable", data={"csrf": csrf})
+    assert generate(client, gateway, "a fox").status_code == 200
+    plain = sign_in(gateway, make_key(gateway, "other"))
+    other_csrf = page_csrf(plain, f"{gateway.url}/console/playground")
+    answer = plain.post(f"{gateway.url}/console/channels/demo/disable", data={"csrf": other_csrf})
+    assert answer.status_code == 403

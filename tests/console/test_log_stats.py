@@ -80,3 +80,13 @@ async def test_channel_sums_come_from_their_own_summary(engine: AsyncEngine) -> 
     rolled = await log_stats.summed(engine, LogFilter(since=NOW - timedelta(days=5)), ("channel",))
     assert rolled == live
     assert {t.label: (t.requests, t.errors) for t in rolled} == {"demo": (2, 0), "other": (1, 1)}
+
+
+async def test_a_range_reaching_before_the_first_request_reads_the_summaries(engine: AsyncEngine) -> None:
+    await add(engine, [row(1, 3), row(2, 2)])
+    await log_stats.roll_up(engine)
+    # Rows written straight into summarised days are not in the log's live sums any more:
+    # proof that a year-long range reads the summaries for those days.
+    await add(engine, [{**row(3, 3), "id": "req_late"}])
+    totals = await log_stats.summed(engine, LogFilter(since=NOW - timedelta(days=365)), ("model",))
+    assert totals[0].requests == 2

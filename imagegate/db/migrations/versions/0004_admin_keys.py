@@ -57,6 +57,7 @@ def upgrade() -> None:
         sa.Column("latency_ms_sum", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("day", "key_id", "model", "channel", name=op.f("pk_request_log_days")),
     )
+    op.create_index("ix_request_log_days_key_id_day", "request_log_days", ["key_id", "day"])
     op.create_table(
         "request_log_days_done",
         sa.Column("day", sa.String(10), nullable=False),
@@ -72,6 +73,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_request_logs_time_sums", table_name="request_logs")
     op.drop_table("request_log_days_done")
+    op.drop_index("ix_request_log_days_key_id_day", table_name="request_log_days")
     op.drop_table("request_log_days")
     op.drop_index("ix_request_details_time", table_name="request_details")
     op.drop_table("request_details")
