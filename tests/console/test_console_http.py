@@ -205,3 +205,39 @@ def test_an_admin_disables_and_enables_a_channel(gateway: LiveGateway) -> None:
     other_csrf = page_csrf(plain, f"{gateway.url}/console/playground")
     answer = plain.post(f"{gateway.url}/console/channels/demo/disable", data={"csrf": other_csrf})
     assert answer.status_code == 403
+
+
+def _png_data_url(size: tuple[int, int], alpha: int = 255) -> str:
+    import base64
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGBA", size, (30, 120, 200, alpha)).save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_a_playground_edit_keeps_its_inputs_and_mask_for_the_detail_view(gateway: LiveGateway) -> None:
+    session = sign_in(gateway, make_key(gateway, "client"))
+    csrf = page_csrf(session, f"{gateway.url}/console/playground")
+    body = {
+        "model": "demo",
+        "prompt": "把背景换成明亮的摄影棚",
+        "images": [{"image_url": _png_data_url((256, 256))}],
+        "mask": {"image_url": _png_data_url((256, 256), alpha=0)},
+        "background": "transparent",
+        "output_format": "png",
+        "response_format": "url",
+    }
+    answer = session.post(
+        f"{gateway.url}/console/api/v1/images/edits", json=body, headers={"X-CSRF-Token": csrf}
+    )
+    assert answer.status_code == 200, answer.text
+    request_id = answer.headers["x-request-id"].split(",")[0]
+    gateway_flush(gateway)
+    detail = session.get(f"{gateway.url}/console/logs/{request_id}").text
+    assert "把背景换成明亮的摄影棚" in detail
+    assert detail.count('alt="image"') == 1 and detail.count('alt="mask"') == 1
+    stored = {part for part in detail.split('"') if part.startswith("/files/")}
+    assert len(stored) == 3  # the image, the mask and the output, all served by this gateway
+    assert all(session.get(f"{gateway.url}{path}").status_code == 200 for path in stored)
