@@ -104,3 +104,13 @@ def test_admin_docs_load_nothing_from_elsewhere(gateway: LiveGateway) -> None:
     page = requests.get(f"{gateway.url}/admin/docs")
     assert page.status_code == 200 and "POST /admin/keys" in page.text
     assert "cdn" not in page.text.lower() and "<script" not in page.text
+
+
+def test_demo_images_cost_nothing_by_default(gateway: LiveGateway) -> None:
+    secret = make_key(gateway, "limited", quota_usd="0.000001")
+    client = gateway.client(api_key=secret)
+    for _ in range(3):
+        assert client.images.generate(model="demo", prompt="免费的演示图片").data
+    keys = requests.get(f"{gateway.url}/admin/keys", headers={"Authorization": "Bearer sk-test-admin-key"})
+    limited = next(k for k in keys.json()["data"] if k["name"] == "limited")
+    assert limited["balance_usd"] == "0.000001"
