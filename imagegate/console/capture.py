@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from imagegate.db.request_details import RequestDetail, save_detail
 
 logger = logging.getLogger("imagegate.console")
 
+_MARKDOWN_IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
 CAPTURED_PATHS = ("/v1/images/generations", "/v1/images/edits", "/v1/chat/completions")
 MAX_REQUEST_BYTES = 60 * 1024 * 1024
 MAX_RESPONSE_BYTES = 2 * 1024 * 1024
@@ -155,10 +157,15 @@ def _outputs(raw: bytes, content_type: str) -> list[dict[str, Any]]:
             outputs.append({"url": item["url"], "revised_prompt": item.get("revised_prompt")})
     for choice in body.get("choices") or []:
         message = choice.get("message") if isinstance(choice, dict) else None
+        found = []
         for image in (message or {}).get("images") or []:
             url = (image.get("image_url") or {}).get("url") if isinstance(image, dict) else None
             if isinstance(url, str):
-                outputs.append({"url": url})
+                found.append(url)
+        content = (message or {}).get("content")
+        if not found and isinstance(content, str):
+            found = _MARKDOWN_IMAGE.findall(content)
+        outputs.extend({"url": url} for url in found)
     return outputs
 
 

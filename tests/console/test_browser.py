@@ -103,23 +103,45 @@ def test_console_end_to_end(gateway: LiveGateway, admin_secret: str, browser: ob
     except playwright_api.TimeoutError:
         shoot(page, "playground-failed")
         raise AssertionError(page.locator("#error").text_content() or "no image and no error") from None
-    page.wait_for_function("document.querySelector('[data-testid=result-image]').naturalWidth > 0")
+    # The image really loaded (the strict CSP forbids wait_for_function's eval, so poll).
+    for _ in range(50):
+        if image.evaluate("img => img.complete && img.naturalWidth > 0"):
+            break
+        page.wait_for_timeout(100)
+    assert image.evaluate("img => img.naturalWidth") > 0
+    # A chat-image model from the same form.
+    page.locator("#model").select_option("demo-chat")
+    page.get_by_test_id("prompt").fill("一只在窗台上的猫")
+    page.get_by_test_id("generate").click()
+    page.get_by_test_id("result-image").nth(1).wait_for()
+    # A custom size is checked against the model's rule as it is typed.
+    page.get_by_test_id("size").select_option("custom")
+    page.locator("#custom-size").fill("1000x1000")
+    assert "16" in (page.locator("#size-error").text_content() or "")
+    page.locator("#custom-size").fill("1024x1024")
+    assert (page.locator("#size-error").text_content() or "") == ""
+    page.get_by_test_id("size").select_option("1024x1024")
     shoot(page, "playground")
 
     # Find the request in the log; the prompt shows as text.
     page.get_by_test_id("nav-logs").click()
     rows = page.get_by_test_id("log-row")
     for _ in range(10):  # the request log is written in batches every 0.5 s
-        if rows.count():
+        if rows.count() == 2:
             break
         page.wait_for_timeout(300)
         page.reload()
-    assert rows.count() == 1
+    assert rows.count() == 2
+    # The log page asks for nothing more once loaded: no polling.
+    after_load: list[str] = []
+    page.on("request", lambda r: after_load.append(r.url))
+    page.wait_for_timeout(1500)
+    assert after_load == []
     shoot(page, "logs")
     page.get_by_test_id("log-gallery").click()
     page.get_by_test_id("log-gallery-item").first.wait_for()
     shoot(page, "gallery")
-    page.get_by_test_id("log-gallery-item").first.click()
+    page.get_by_test_id("log-gallery-item").last.click()  # the oldest: the first generation
     detail = page.get_by_test_id("log-detail")
     detail.wait_for()
     assert XSS in (page.get_by_test_id("detail-prompt").text_content() or "")

@@ -249,3 +249,25 @@ def test_a_pass_through_answer_carries_the_logged_request_id_once(gateway: LiveG
     assert answer.headers["x-request-id"].startswith("req_") and "," not in answer.headers["x-request-id"]
     gateway_flush(gateway)
     assert session.get(f"{gateway.url}/console/logs/{answer.headers['x-request-id']}").status_code == 200
+
+
+def test_key_names_and_upstream_errors_are_shown_as_text(gateway: LiveGateway) -> None:
+    make_key(gateway, "<script>alert('name')</script>")
+    admin = sign_in(gateway, make_key(gateway, "ops", admin=True))
+    keys = admin.get(f"{gateway.url}/console/keys").text
+    assert "<script>alert('name')</script>" not in keys
+    assert "&lt;script&gt;alert(&#39;name&#39;)&lt;/script&gt;" in keys
+
+
+def test_a_chat_image_request_from_the_playground_is_kept(gateway: LiveGateway) -> None:
+    session = sign_in(gateway, make_key(gateway, "client"))
+    csrf = page_csrf(session, f"{gateway.url}/console/playground")
+    body = {"model": "demo-chat", "messages": [{"role": "user", "content": "1024x1024 '一只猫'"}]}
+    answer = session.post(
+        f"{gateway.url}/console/api/v1/chat/completions", json=body, headers={"X-CSRF-Token": csrf}
+    )
+    assert answer.status_code == 200, answer.text
+    assert "![image](" in answer.json()["choices"][0]["message"]["content"]
+    gateway_flush(gateway)
+    detail = session.get(f"{gateway.url}/console/logs/{answer.headers['x-request-id']}").text
+    assert "一只猫" in detail and 'alt="output 1"' in detail

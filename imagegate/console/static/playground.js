@@ -125,10 +125,13 @@ async function runChat(m) {
     metadata: { quality: form.quality.value },
   });
   if (!response.ok) throw new Error(await errorText(response));
-  const body = await response.json();
-  for (const image of body.choices?.[0]?.message?.images ?? []) {
-    addResult(imageSrc({ url: image.image_url.url }), form.prompt.value);
+  const message = (await response.json()).choices?.[0]?.message ?? {};
+  // The images list when the gateway sends one, else the Markdown image links of the reply.
+  const urls = (message.images ?? []).map((image) => image.image_url.url);
+  if (!urls.length) {
+    for (const match of (message.content ?? "").matchAll(/!\[[^\]]*\]\(([^)\s]+)\)/g)) urls.push(match[1]);
   }
+  for (const url of urls) addResult(imageSrc({ url }), form.prompt.value);
 }
 
 async function run() {
