@@ -182,8 +182,14 @@ def main() -> None:
     url = settings.resolved_database_url
     migrate.upgrade(url)
     admin, client, ids = asyncio.run(make_keys(url))
+    # The client key that owns 1/200 of the seeded rows; kept beside the throwaway bench database
+    # so a --skip-seed run times the same key's pages.
+    client_file = Path(args.data_dir) / "bench-client-key"
     if not args.skip_seed:
         asyncio.run(seed(url, args.rows, ids))
+        client_file.write_text(client)
+    elif client_file.exists():
+        client = client_file.read_text().strip()
     asyncio.run(roll_up(url))
     asyncio.run(time_pages(kwargs, admin, client, args.rounds))
 
