@@ -47,8 +47,14 @@ class Authenticator:
         self.sessions = SessionStore(keys.engine)
         self._cache: dict[str, _Entry] = {}
 
-    async def authenticate(self, authorization: str | None, client_ip: str | None = None) -> Principal:
-        """The caller's principal; ``client_ip`` defaults to the current request record's."""
+    async def authenticate(
+        self, authorization: str | None, client_ip: str | None = None, *, count: bool = True
+    ) -> Principal:
+        """The caller's principal; ``client_ip`` defaults to the current request record's.
+
+        ``count=False`` checks the key without spending a request of its per-minute limit (the
+        console's page views: they are not API calls).
+        """
         secret = _bearer_token(authorization)
         if self.admin_key and hmac.compare_digest(secret.encode(), self.admin_key):
             return ADMIN
@@ -77,7 +83,7 @@ class Authenticator:
                 )
         if principal.group is not None:
             note(group=principal.group)
-        if self.limiter is not None:
+        if self.limiter is not None and count:
             await enforce(self.limiter, principal.key_id, principal.rpm)
         return principal
 

@@ -64,7 +64,7 @@ async def login(request: Request) -> Response:
     principal = None
     if secret.startswith("sk-") or (gateway.settings.admin_key and secret == gateway.settings.admin_key):
         try:
-            principal = await gateway.auth.authenticate(f"Bearer {secret}", client)
+            principal = await gateway.auth.authenticate(f"Bearer {secret}", client, count=False)
         except GatewayError:
             principal = None
     if principal is None:

@@ -271,3 +271,10 @@ def test_a_chat_image_request_from_the_playground_is_kept(gateway: LiveGateway) 
     gateway_flush(gateway)
     detail = session.get(f"{gateway.url}/console/logs/{answer.headers['x-request-id']}").text
     assert "一只猫" in detail and 'alt="output 1"' in detail
+
+
+def test_page_views_do_not_spend_the_keys_rate_limit(gateway: LiveGateway) -> None:
+    session = sign_in(gateway, make_key(gateway, "slow", rpm=2))
+    for page in ("playground", "models", "usage", "logs", "logs?view=gallery"):
+        assert session.get(f"{gateway.url}/console/{page}", allow_redirects=False).status_code == 200, page
+    assert generate(session, gateway, "still allowed").status_code == 200
