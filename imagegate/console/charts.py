@@ -42,7 +42,8 @@ def bar_chart(title: str, points: list[tuple[str, float]], digits: int = 0) -> C
     """Bars for ``(label, value)`` points, scaled to the largest value."""
     if not points:
         return Chart(title, [], "0")
-    peak = max(value for _, value in points) or 1.0
+    top = max(value for _, value in points)
+    peak = top or 1.0  # all zero: flat bars, and the axis says 0
     plot_height = HEIGHT - _BOTTOM - _TOP
     slot = (WIDTH - _LEFT) / len(points)
     bars = []
@@ -58,4 +59,4 @@ def bar_chart(title: str, points: list[tuple[str, float]], digits: int = 0) -> C
                 value=f"{value:,.{digits}f}",
             )
         )
-    return Chart(title, bars, f"{peak:,.{digits}f}", label_every=max(1, len(points) // 8))
+    return Chart(title, bars, f"{top:,.{digits}f}", label_every=max(1, len(points) // 8))

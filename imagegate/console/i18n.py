@@ -156,6 +156,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "prices.title": ("Prices", "价格"),
     "prices.set": ("Set price (JSON)", "设置价格（JSON）"),
     "save": ("Save", "保存"),
+    "delete": ("Delete", "删除"),
     "chart.empty": ("No requests in this period yet.", "此期间暂无请求。"),
     "none": ("none", "无"),
     "forbidden": ("This page is for admin keys only.", "此页面仅限管理员密钥访问。"),

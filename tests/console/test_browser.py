@@ -29,6 +29,8 @@ pytestmark = pytest.mark.slow
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
         pytest.fail("chromium is not installed: scripts/test.sh installs it with apt-get")
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)  # only this run's screenshots
+    ARTIFACTS.mkdir()
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield browser
@@ -36,7 +38,6 @@ def browser() -> Iterator[object]:
 
 
 def shoot(page: object, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
     for label, (width, height) in VIEWPORTS.items():
         page.set_viewport_size({"width": width, "height": height})  # type: ignore[attr-defined]
         page.screenshot(path=str(ARTIFACTS / f"{name}-{label}.png"), full_page=False)  # type: ignore[attr-defined]
@@ -68,7 +69,6 @@ def test_console_end_to_end(gateway: LiveGateway, admin_secret: str, browser: ob
     page.get_by_test_id("login-key").fill(admin_secret)
     page.get_by_test_id("login-submit").click()
     page.wait_for_url(f"{url}/console/overview")
-    shoot(page, "overview")
 
     # Create a key: its secret is shown once.
     page.get_by_test_id("nav-keys").click()
@@ -162,6 +162,18 @@ def test_console_end_to_end(gateway: LiveGateway, admin_secret: str, browser: ob
         response = page.goto(f"{url}/console/{name}")
         assert response is not None and response.status == 403
     assert page.get_by_test_id("key-create").count() == 0
+
+    # Back as admin: the overview and the full log with this run's requests in them.
+    page.goto(f"{url}/console/lang/en")
+    page.get_by_test_id("logout").click()
+    page.get_by_test_id("login-key").fill(admin_secret)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(f"{url}/console/overview")
+    assert page.locator("svg rect.bar").count() > 0
+    shoot(page, "overview")
+    page.goto(f"{url}/console/logs")
+    assert page.get_by_test_id("log-row").count() == 2
+    shoot(page, "logs-admin")
 
     assert dialogs == []
     assert foreign == [], foreign

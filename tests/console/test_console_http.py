@@ -278,3 +278,16 @@ def test_page_views_do_not_spend_the_keys_rate_limit(gateway: LiveGateway) -> No
     for page in ("playground", "models", "usage", "logs", "logs?view=gallery"):
         assert session.get(f"{gateway.url}/console/{page}", allow_redirects=False).status_code == 200, page
     assert generate(session, gateway, "still allowed").status_code == 200
+
+
+def test_the_session_cookie_is_secure_behind_https(gateway: LiveGateway) -> None:
+    secret = make_key(gateway, "client")
+    session = requests.Session()
+    form = session.get(f"{gateway.url}/console/login")
+    answer = session.post(
+        f"{gateway.url}/console/login",
+        data={"key": secret, "csrf": csrf_of(form.text)},
+        headers={"X-Forwarded-Proto": "https"},
+        allow_redirects=False,
+    )
+    assert answer.status_code == 303 and "Secure" in answer.headers["set-cookie"]
