@@ -56,21 +56,35 @@ class Capture:
             self.response += chunk
 
     async def save(self, engine: Any, store: Any) -> None:
-        if self.request_id is None or self.too_big:
+        detail = await self.detail(store)
+        if detail is None:
             return
+        try:
+            await save_detail(engine, detail)
+        except Exception:
+            logger.exception("could not keep the detail of %s", self.request_id)
+
+    async def detail(self, store: Any | None) -> RequestDetail | None:
+        """The record, or None when the request or its answer could not be read.
+
+        With a ``store``, inline input images (data URLs) are stored and linked; without one
+        they are left out (only http(s) links are kept).
+        """
+        if self.request_id is None or self.too_big:
+            return None
         try:
             body = orjson.loads(bytes(self.request))
         except orjson.JSONDecodeError:
-            return
+            return None
         if not isinstance(body, dict):
-            return
+            return None
         prompt, inputs = _prompt_and_inputs(self.path, body)
         stored = [await _store_input(store, item) for item in inputs]
         outputs = _outputs(bytes(self.response), self.content_type)
         params = {name: body[name] for name in _PARAMS if name in body}
         if self.path.endswith("/chat/completions") and isinstance(body.get("metadata"), dict):
             params.update({k: v for k, v in body["metadata"].items() if k in _PARAMS})
-        detail = RequestDetail(
+        return RequestDetail(
             request_id=self.request_id,
             time=datetime.now(UTC),
             prompt=prompt,
@@ -78,10 +92,6 @@ class Capture:
             inputs=[item for item in stored if item is not None],
             outputs=outputs,
         )
-        try:
-            await save_detail(engine, detail)
-        except Exception:
-            logger.exception("could not keep the detail of %s", self.request_id)
 
 
 def _prompt_and_inputs(path: str, body: dict[str, Any]) -> tuple[str | None, list[tuple[str, str]]]:
@@ -116,9 +126,9 @@ def _prompt_and_inputs(path: str, body: dict[str, Any]) -> tuple[str | None, lis
     return prompt, inputs
 
 
-async def _store_input(store: Any, item: tuple[str, str]) -> dict[str, Any] | None:
+async def _store_input(store: Any | None, item: tuple[str, str]) -> dict[str, Any] | None:
     role, url = item
-    if not url.startswith("data:"):
+    if store is None or not url.startswith("data:"):
         return {"role": role, "url": url} if url.startswith(("http://", "https://")) else None
     try:
         data = base64.b64decode(url.partition(",")[2], validate=False)

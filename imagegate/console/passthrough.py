@@ -56,6 +56,8 @@ def inner_scope(scope: Scope, method: str, path: str, query: bytes, token: str) 
         "server": scope.get("server"),
         "extensions": scope.get("extensions", {}),
         "state": {},
+        # The pass-through keeps this request's detail itself (with its uploaded inputs).
+        "imagegate.console": True,
     }
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import and_, delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate.db.log_queries import LogFilter, LogPage, decode_cursor, encode_cursor
@@ -45,6 +45,13 @@ async def save_detail(engine: AsyncEngine, detail: RequestDetail) -> None:
     }
     async with engine.begin() as connection:
         await connection.execute(insert(RequestDetailRow).values(**values))
+
+
+async def delete_before(engine: AsyncEngine, cutoff: datetime) -> int:
+    """Drop details older than ``cutoff`` (they follow the request log's retention)."""
+    async with engine.begin() as connection:
+        result = await connection.execute(delete(RequestDetailRow).where(RequestDetailRow.time < cutoff))
+    return result.rowcount or 0
 
 
 async def get_detail(engine: AsyncEngine, request_id: str) -> RequestDetail | None:

@@ -291,3 +291,19 @@ def test_the_session_cookie_is_secure_behind_https(gateway: LiveGateway) -> None
         allow_redirects=False,
     )
     assert answer.status_code == 303 and "Secure" in answer.headers["set-cookie"]
+
+
+def test_requests_from_any_client_reach_the_gallery_and_detail(gateway: LiveGateway) -> None:
+    secret = make_key(gateway, "sdk")
+    client = gateway.client(api_key=secret)
+    raw = client.images.with_raw_response.generate(model="demo", prompt="SDK 生成的海报", size="1024x1024")
+    request_id = raw.headers["x-request-id"]
+    streamed = client.images.generate(model="demo", prompt="streamed one", stream=True, partial_images=1)
+    assert [event.type for event in streamed][-1] == "image_generation.completed"
+    gateway_flush(gateway)
+    session = sign_in(gateway, secret)
+    detail = session.get(f"{gateway.url}/console/logs/{request_id}").text
+    assert "SDK 生成的海报" in detail and 'alt="output 1"' in detail
+    gallery = session.get(f"{gateway.url}/console/logs?view=gallery").text
+    assert gallery.count('data-testid="log-gallery-item"') == 2
+    assert "streamed one" in gallery

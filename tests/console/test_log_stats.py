@@ -90,3 +90,12 @@ async def test_a_range_reaching_before_the_first_request_reads_the_summaries(eng
     await add(engine, [{**row(3, 3), "id": "req_late"}])
     totals = await log_stats.summed(engine, LogFilter(since=NOW - timedelta(days=365)), ("model",))
     assert totals[0].requests == 2
+
+
+async def test_request_details_follow_the_log_retention(engine: AsyncEngine) -> None:
+    from imagegate.db.request_details import RequestDetail, delete_before, get_detail, save_detail
+
+    await save_detail(engine, RequestDetail("req_old", NOW - timedelta(days=100), "old", {}, [], []))
+    await save_detail(engine, RequestDetail("req_new", NOW, "new", {}, [], []))
+    assert await delete_before(engine, NOW - timedelta(days=90)) == 1
+    assert await get_detail(engine, "req_old") is None and await get_detail(engine, "req_new") is not None
