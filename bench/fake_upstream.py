@@ -5,6 +5,7 @@ gateway and not the upstream. The request's ``model`` picks the case:
 
 - ``bench-small``: a real 64x64 PNG as ``b64_json`` (a few hundred bytes);
 - ``bench-4mb``: a real 1024x1024 RGBA PNG of noise (~4.2 MB, ~5.6 MB once base64'd);
+- ``bench-4mb-unique``: the same image made different per answer by a counter chunk (storage bench);
 - ``bench-slow``: the small PNG, answered after ``--slow-s`` seconds (default 5);
 - ``bench-stream``: with ``"stream": true``, the 4 MB image as Server-Sent Events: one
   ``image_generation.partial_image`` event per ``partial_images`` (0-3), then the completed event.
@@ -25,7 +26,9 @@ import asyncio
 import base64
 import io
 import os
+import struct
 import time
+import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +42,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 SMALL, BIG, SLOW, STREAM = "bench-small", "bench-4mb", "bench-slow", "bench-stream"
+UNIQUE = "bench-4mb-unique"
 JSON, EVENT_STREAM = b"application/json", b"text/event-stream"
 
 
@@ -76,24 +80,27 @@ class Case:
     def body(self) -> bytes:
         now = int(time.time())
         if now != self._second:
-            self._body = orjson.dumps(
-                {
-                    "created": now,
-                    "data": [{"b64_json": self.b64}],
-                    "background": "opaque",
-                    "output_format": "png",
-                    "quality": "low",
-                    "size": self.size,
-                    "usage": {
-                        "input_tokens": 4,
-                        "input_tokens_details": {"text_tokens": 4, "image_tokens": 0},
-                        "output_tokens": 272,
-                        "total_tokens": 276,
-                    },
-                }
-            )
+            self._body = self.answer_json(self.b64, now)
             self._second = now
         return self._body
+
+    def answer_json(self, b64: str, now: int) -> bytes:
+        return orjson.dumps(
+            {
+                "created": now,
+                "data": [{"b64_json": b64}],
+                "background": "opaque",
+                "output_format": "png",
+                "quality": "low",
+                "size": self.size,
+                "usage": {
+                    "input_tokens": 4,
+                    "input_tokens_details": {"text_tokens": 4, "image_tokens": 0},
+                    "output_tokens": 272,
+                    "total_tokens": 276,
+                },
+            }
+        )
 
     def stream_body(self, partials: int) -> bytes:
         """The same image as OpenAI's streaming events, ``partials`` previews first."""
@@ -129,6 +136,31 @@ class Case:
             )
         )
         return b"".join(events)
+
+
+@dataclass
+class UniqueCase(Case):
+    """A different PNG every answer (``bench-4mb-unique``), so a content-addressed store really writes.
+
+    A 30-byte tEXt chunk with a counter goes after the 33 bytes of signature and IHDR; 63 bytes
+    is a multiple of 3, so the base64 of the rest is computed once and only the head is encoded
+    per answer.
+    """
+
+    _count: int = field(default=0, init=False)
+    _head: bytes = field(default=b"", init=False)
+    _rest_b64: str = field(default="", init=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._head, self._rest_b64 = self.png[:33], base64.b64encode(self.png[33:]).decode("ascii")
+
+    def body(self) -> bytes:
+        self._count += 1
+        text = b"n\x00" + f"{self._count:016x}".encode()
+        chunk = struct.pack(">I", len(text)) + b"tEXt" + text + struct.pack(">I", zlib.crc32(b"tEXt" + text))
+        b64 = base64.b64encode(self._head + chunk).decode("ascii") + self._rest_b64
+        return self.answer_json(b64, int(time.time()))
 
 
 def sse(event: str, data: dict[str, Any]) -> bytes:
@@ -171,8 +203,10 @@ def error_body(message: str, kind: str, code: str | None) -> bytes:
 
 def build_upstream(slow_s: float) -> Upstream:
     small = Case(small_png(), "64x64")
-    big = Case(noise_png(), "1024x1024")
-    return Upstream({SMALL: small, BIG: big, SLOW: small, STREAM: big}, SLOW, slow_s)
+    png = noise_png()
+    big = Case(png, "1024x1024")
+    unique = UniqueCase(png, "1024x1024")
+    return Upstream({SMALL: small, BIG: big, SLOW: small, STREAM: big, UNIQUE: unique}, SLOW, slow_s)
 
 
 def asgi_app(upstream: Upstream) -> Callable[[Scope, Receive, Send], Awaitable[None]]:

@@ -55,6 +55,14 @@ def print_report(results: list[ScenarioResult]) -> None:
         )
     print()
     for r in results:
+        if r.litellm is not None:
+            cpu = f"{r.litellm_cpu_ms_per_req:.3f}" if r.litellm_cpu_ms_per_req is not None else "-"
+            print(
+                f"{r.scenario.name:6} LiteLLM proxy: {r.litellm.ok_rps:.0f} req/s, "
+                f"p50/p99 {ms(r.litellm.pct(50))}/{ms(r.litellm.pct(99))} ms, "
+                f"errors {r.litellm.failures}, CPU {cpu} ms/req"
+            )
+    for r in results:
         if r.error:
             print(f"{r.scenario.name:6} ERROR  {r.error}")
         for s in (r.direct, r.gateway):
@@ -84,6 +92,8 @@ def write_json(results: list[ScenarioResult], meta: dict[str, Any]) -> Path:
                 "gateway": r.gateway.to_json() if r.gateway else None,
                 "gateway_peak_rss_mb": r.gateway_peak_rss_mb,
                 "gateway_cpu_ms_per_req": r.gateway_cpu_ms_per_req,
+                "litellm": r.litellm.to_json() if r.litellm else None,
+                "litellm_cpu_ms_per_req": r.litellm_cpu_ms_per_req,
                 "error": r.error,
                 "targets": [{**asdict(t), "passed": t.passed} for t in r.targets],
                 "profile_top_pct": r.profile,

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import litellm_proxy
 from common import BENCH_DIR, GEN_PATH, LOOPBACK, MIB, RESULTS_DIR
 from hey import HeyResult, run_hey
 from procs import Procs, clean_env, free_port, http, raise_nofile_limit, wait_healthy
@@ -142,6 +143,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--keep-going", action="store_true", help="run every scenario even after one fails")
     p.add_argument("--workers", type=int, default=1, help="imagegate serve --workers")
+    p.add_argument(
+        "--server", choices=["uvicorn", "granian"], help="imagegate serve --server (default: its own)"
+    )
     p.add_argument("--direct-only", action="store_true", help="measure the fake upstream only")
     p.add_argument(
         "--billed",
@@ -153,6 +157,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run py-spy on the gateway during each measured run (results/profile-<scenario>.txt); "
         "it shares the CPUs, so figures from a profiled run read a little low",
+    )
+    p.add_argument(
+        "--litellm",
+        action="store_true",
+        help="also run the small scenario through LiteLLM's proxy (installed into bench/.litellm-venv "
+        "on first use) and compare",
     )
     p.add_argument(
         "--imagegate",
@@ -210,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "duration_s": args.duration,
         "workers": args.workers,
+        "server": args.server or "default",
         "nofile": nofile,
         "loadavg_1m_before": round(load1, 2),
         "direct_only": args.direct_only,
@@ -248,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     if gw_proc is not None:
                         procs.stop(gw_proc)
+                if args.litellm and name == "small" and r.error is None:
+                    measure_litellm(r, procs, env, Path(tmp) / name, up_port, models, key, args.duration)
                 results.append(r)
                 if not r.passed and not args.keep_going and not args.direct_only:
                     print(f"[{name}] did not pass; stopping (use --keep-going to run the rest)")
@@ -262,6 +275,50 @@ def main(argv: list[str] | None = None) -> int:
         print_report(results)
         print(f"\nresults: {write_json(results, meta)}")
     return 0 if results and all(r.passed for r in results) else 1
+
+
+def measure_litellm(
+    r: ScenarioResult,
+    procs: Procs,
+    env: dict[str, str],
+    workdir: Path,
+    up_port: int,
+    models: list[str],
+    key: str,
+    duration_s: float,
+) -> None:
+    """The same load through LiteLLM's proxy, alone on the machine like the gateway was."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = RESULTS_DIR / "litellm.log"
+    try:
+        base, proc = litellm_proxy.start(procs, env, workdir, up_port, models, key, log)
+    except (RuntimeError, subprocess.SubprocessError) as exc:
+        r.error = f"litellm: {exc}"
+        return
+    try:
+        if problem := smoke(base, r.scenario.model, key):
+            r.error = f"litellm smoke request failed: {problem}"
+            return
+        print(f"[{r.scenario.name}] litellm: {r.scenario.model}, c={r.scenario.concurrency}", flush=True)
+        sampler = RssSampler(proc.pid)
+        with sampler:
+            cpu0 = cpu_seconds(sampler.pids)
+            body = json.dumps(
+                {
+                    "model": r.scenario.model,
+                    "prompt": "bench",
+                    "size": "1024x1024",
+                    "response_format": "b64_json",
+                }
+            )
+            url = base + GEN_PATH
+            run_hey(url, body, key, r.scenario.concurrency, duration_s=r.scenario.warmup_s, timeout_s=60)
+            r.litellm = run_hey(url, body, key, r.scenario.concurrency, duration_s=duration_s, timeout_s=60)
+            if r.litellm.ok:
+                r.litellm_cpu_ms_per_req = (cpu_seconds(sampler.pids) - cpu0) * 1000 / r.litellm.ok
+        r.targets = evaluate(r)
+    finally:
+        procs.stop(proc)
 
 
 def start_gateway(
@@ -289,6 +346,8 @@ def start_gateway(
     cmd = [args.imagegate, "serve", "--host", LOOPBACK, "--port", str(port), "--config", str(config)]
     if args.workers > 1:
         cmd += ["--workers", str(args.workers)]
+    if args.server:
+        cmd += ["--server", args.server]
     proc = procs.start(cmd, env, log)
     base = f"http://{LOOPBACK}:{port}"
     wait_healthy(base, proc, log)

@@ -70,6 +70,9 @@ class ScenarioResult:
     gateway_cpu_ms_per_req: float | None = None
     error: str | None = None
     targets: list[Target] = field(default_factory=list)
+    #: The same load through LiteLLM's proxy (``--litellm``, small scenario only).
+    litellm: HeyResult | None = None
+    litellm_cpu_ms_per_req: float | None = None
     profile: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
 
     @property
@@ -82,10 +85,14 @@ def evaluate(r: ScenarioResult) -> list[Target]:
     if gw is None:
         return []
     if r.scenario.name == "small":
-        return [
+        targets = [
             Target("gateway req/s", gw.ok_rps, 1000, True, "req/s"),
-            Target("gateway CPU per request", r.gateway_cpu_ms_per_req, 1.0, False, "ms"),
+            Target("gateway CPU per request", r.gateway_cpu_ms_per_req, 0.45, False, "ms"),
         ]
+        if r.litellm is not None:
+            ratio = gw.ok_rps / r.litellm.ok_rps if r.litellm.ok_rps else None
+            targets.append(Target("gateway/LiteLLM proxy req/s", ratio, 25, True, "x"))
+        return targets
     if r.scenario.name == "4mb":
         ratio = gw.ok_rps / d.ok_rps if d and d.ok_rps else None
         return [
@@ -99,9 +106,11 @@ def evaluate(r: ScenarioResult) -> list[Target]:
         return [Target("gateway peak RSS", r.gateway_peak_rss_mb, 400, False, "MB")]
     if r.scenario.name == "slow":
         p50, p99 = gw.pct(50), gw.pct(99)
+        direct_p50 = d.pct(50) if d else None
+        over = p50 - direct_p50 if p50 is not None and direct_p50 is not None else None
         missing = (r.scenario.requests or 0) - gw.ok
         return [
-            Target("p50 latency", p50, 5.25, False, "s"),
+            Target("p50 over direct p50", over, 0.2, False, "s"),
             Target("p99 latency", p99, 6.0, False, "s"),
             Target("errors (non-200, transport, missing)", float(max(missing, gw.failures)), 0, False, ""),
             Target("gateway peak RSS", r.gateway_peak_rss_mb, 200, False, "MB"),

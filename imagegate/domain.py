@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import secrets
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
 ImageFormat = Literal["png", "jpeg", "webp"]
 Operation = Literal["generate", "edit"]
+ResponseFormat = Literal["url", "b64_json"]
 
 _SIGNATURES: tuple[tuple[bytes, int, ImageFormat], ...] = (
     (b"\x89PNG\r\n\x1a\n", 0, "png"),
@@ -85,6 +87,28 @@ class ImageBlob:
         except (binascii.Error, ValueError):
             return b""
 
+    def __len__(self) -> int:
+        """Roughly the bytes held (base64 text counts as it is): a measure of the work it costs."""
+        held = self._raw if self._raw is not None else self._b64
+        assert held is not None
+        return len(held)
+
+    def tail(self, size: int) -> bytes:
+        """The last ``size`` bytes (or fewer), decoding only the end of the base64 text."""
+        if self._raw is not None:
+            return self._raw[-size:]
+        assert self._b64 is not None
+        chars = (size + 2) // 3 * 4 + 8
+        piece = self._b64[-chars:]
+        piece = bytes(piece) if isinstance(piece, memoryview) else piece
+        piece = piece.rstrip()
+        # Valid base64 is whole 4-character groups, so a suffix of a multiple of 4 is aligned.
+        piece = piece[len(piece) % 4 :]
+        try:
+            return base64.b64decode(piece)[-size:]
+        except (binascii.Error, ValueError):
+            return b""
+
     @property
     def format(self) -> ImageFormat | None:
         return sniff_format(self.head())
@@ -120,10 +144,22 @@ class ImageRequest:
     partial_images: int = 0
     input_fidelity: str | None = None
     user: str | None = None
+    #: The client's images before validation; the pipeline turns them into ``images``/``mask``
+    #: only after access and quota are checked, so a refused request costs no decoding.
+    sources: list[ImageSource] = field(default_factory=list)
+    mask_source: ImageSource | None = None
     images: list[InputImage] = field(default_factory=list)
     mask: InputImage | None = None
+    #: The chat-image model the client named, when this request runs on its behalf: access is
+    #: checked, and the request logged, under that name.
+    via_model: str | None = None
     # Unknown fields from the client, forwarded only to upstreams that speak the same protocol.
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def public_model(self) -> str:
+        """The model the client asked for (a chat-image model, or the image model itself)."""
+        return self.via_model or self.model
 
 
 @dataclass(slots=True)
@@ -222,6 +258,8 @@ class Principal:
     rpm: int | None = None
     #: Whether requests hold and charge quota; False for unlimited keys and the admin key.
     billed: bool = False
+    #: The response format of requests that do not say (the key's, else its group's); None: config's.
+    response_format: ResponseFormat | None = None
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models
@@ -234,3 +272,76 @@ class ImageSource:
     param: str
     data: bytes | None = None
     url: str | None = None
+
+
+# -- what the generation pipeline yields ---------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Accepted:
+    """The request passed every check, its cost is held and its inputs are loaded: it will run.
+
+    Renderers that must choose between an HTTP error and a started stream wait for this event.
+    """
+
+    model: str
+
+
+@dataclass(slots=True)
+class DeliveredImage:
+    """One finished image: validated, in the format asked for, and hosted when a URL is needed."""
+
+    blob: ImageBlob
+    url: str | None = None
+    revised_prompt: str | None = None
+    seed: int | None = None
+
+
+@dataclass(slots=True)
+class Generated:
+    """The pipeline's last event: every image validated, delivered and paid for.
+
+    ``size``, ``quality`` and ``background`` are what was made, as far as it is known (the
+    upstream's word, else the measured image, else the concrete value asked for); None when unknown.
+    """
+
+    images: list[DeliveredImage]
+    created: int
+    output_format: ImageFormat
+    size: str | None = None
+    quality: str | None = None
+    background: str | None = None
+    usage: Usage | None = None
+    cost_micros: int = 0
+
+
+GenerationEvent = Accepted | PartialImage | Generated
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+# -- chat-image calls ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ChatTurn:
+    """One message of a conversation, as a chat-image model reads it."""
+
+    role: str
+    text: str
+    #: ``(part index, url)`` of each ``image_url`` part, in order.
+    images: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ChatCall:
+    """A /v1/chat/completions call to a chat-image model, whatever wire format it came in."""
+
+    model: str
+    turns: list[ChatTurn]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    n: int | None = None
+    user: str | None = None
+    stream: bool = False

@@ -8,13 +8,15 @@
      ├── NotFound                     404
      │    └── ModelNotFound           404 model_not_found
      ├── PayloadTooLarge              413 request_too_large
+     ├── ClientClosedRequest          499 the client left mid-request (for the logs only)
      ├── RateLimited                  429 rate_limit_exceeded / insufficient_quota
      ├── UpstreamFailed               502 upstream_error
      ├── NoHealthyChannel             503 no_healthy_channel
+     ├── StorageUnavailable           503 storage_unavailable
      └── UpstreamTimeout              504 upstream_timeout
 
 Errors are raised anywhere and turned into OpenAI's envelope in exactly one place,
-`GatewayError.to_body()`, used by the HTTP error handler (and by the SSE error event).
+`GatewayError.to_body()`, used by the HTTP error handler (and by `api.protocol.sse_error`).
 """
 
 from __future__ import annotations
@@ -97,6 +99,14 @@ class PayloadTooLarge(GatewayError):
     code = "request_too_large"
 
 
+class ClientClosedRequest(GatewayError):
+    """The client hung up before its request was read: nginx's 499; nobody receives the body."""
+
+    status = 499
+    type = "client_closed_request"
+    code = "client_closed_request"
+
+
 class RateLimited(GatewayError):
     status = 429
     type = "rate_limit_error"
@@ -113,6 +123,14 @@ class NoHealthyChannel(GatewayError):
     status = 503
     type = "server_error"
     code = "no_healthy_channel"
+
+
+class StorageUnavailable(GatewayError):
+    """The result could not be stored; nothing is charged."""
+
+    status = 503
+    type = "server_error"
+    code = "storage_unavailable"
 
 
 class UpstreamTimeout(GatewayError):

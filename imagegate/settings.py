@@ -6,15 +6,17 @@ The TOML file is ``IMAGEGATE_CONFIG`` or ``./imagegate.toml`` when present. It h
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -59,6 +61,8 @@ class ModelConfig(BaseModel):
     sizes: Literal["custom", "any"] | list[str] | None = None
     max_n: int | None = Field(default=None, ge=1, le=10)
     price: dict[str, Any] | None = None
+    #: A size outside ``sizes``: "strict" answers 400, "nearest" makes the nearest allowed size.
+    size_policy: Literal["strict", "nearest"] = "strict"
 
     @model_validator(mode="after")
     def _chat_models_need_an_image_model(self) -> ModelConfig:
@@ -84,6 +88,9 @@ class Settings(BaseSettings):
     max_body_mb: float = Field(default=200.0, gt=0)
     max_image_mb: float = Field(default=50.0, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)
+    #: Decoded pixels of all a request's input images together (a 16-image edit of huge PNGs
+    #: would otherwise cost gigabytes of memory and seconds of CPU for a few MB of upload).
+    max_request_pixels: int = Field(default=120_000_000, gt=0)
     fetch_timeout_s: float = Field(default=30.0, gt=0)
     fetch_max_redirects: int = Field(default=3, ge=0)
     key_cache_ttl_s: float = Field(default=1.0, ge=0)
@@ -95,10 +102,58 @@ class Settings(BaseSettings):
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
     #: Request-log rows older than this are deleted (0 keeps them forever).
     log_retention_days: int = Field(default=90, ge=0)
+    #: A process's holds are its own while it renews its lease (every third of this); once the
+    #: lease runs out any process gives them back (each checks every half of this).
+    hold_lease_s: float = Field(default=30.0, gt=0)
     log_level: str = "INFO"
+    #: Where images live: ``file:///path`` (default: DATA_DIR/images) or ``s3://bucket/prefix``.
+    storage_url: str = ""
+    #: An S3-compatible endpoint (MinIO, R2…); empty means AWS itself. Keys come from AWS_*.
+    s3_endpoint: str = ""
+    #: How image URLs are made: served by the gateway, a public base + key, or presigned links.
+    storage_urls: Literal["gateway", "public", "presigned"] = "gateway"
+    storage_public_url: str = ""
+    presign_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    #: Images older than this many days are deleted (0 keeps them forever).
+    image_retention_days: int = Field(default=0, ge=0)
+    #: How often `serve` looks for images past retention.
+    storage_gc_interval_s: float = Field(default=3600.0, gt=0)
+    #: Serve /metrics without the admin key (for a scraper on a private network).
+    metrics_public: bool = False
+
+    # The edge: which server runs the app and what it lets clients hold (see imagegate/server/).
+    #: ASGI server for `imagegate serve`: uvicorn (uvloop + httptools) or granian.
+    server: Literal["uvicorn", "granian"] = "uvicorn"
+    #: Peers whose X-Forwarded-For / Forwarded headers are believed (CIDRs, comma-separated in
+    #: the environment). Empty: the client IP is always the TCP peer's.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: The header a trusted proxy sets; only that one is read, so a client cannot smuggle the other.
+    forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+    #: Longest time from a connection's opening (or its last response) to a complete request head.
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    #: Longest wait for the next piece of a request body.
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    #: Open client connections per process; the next one is answered 503 and closed.
+    max_connections: int = Field(default=4096, ge=1)
+    #: On SIGTERM, how long requests in flight may still run before they are cancelled.
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+    #: /readyz fails when the image store has less free space than this.
+    storage_min_free_mb: float = Field(default=256.0, ge=0)
+    #: Threads for CPU-heavy image work (decoding big inputs, transcoding); 0: half the CPUs.
+    image_work_threads: int = Field(default=0, ge=0)
 
     channels: list[ChannelConfig] = Field(default_factory=list)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_and_check_cidrs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for entry in value:
+                ipaddress.ip_network(str(entry), strict=False)  # ValueError names the bad entry
+        return value
 
     @property
     def resolved_public_url(self) -> str:

@@ -14,7 +14,7 @@ elif command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
   for _ in $(seq 1 30); do port_open 5432 && break; sleep 0.5; done
   port_open 5432 && echo "services: started PostgreSQL" || echo "services: PostgreSQL did not start"
 else
-  echo "services: PostgreSQL is not installed; its tests will skip"
+  echo "services: PostgreSQL is not installed; its tests will skip (fail under CI=true)"
 fi
 
 if port_open 6379; then
@@ -26,6 +26,6 @@ elif command -v redis-server >/dev/null 2>&1; then
   for _ in $(seq 1 30); do port_open 6379 && break; sleep 0.5; done
   port_open 6379 && echo "services: started Redis" || echo "services: Redis did not start"
 else
-  echo "services: Redis is not installed; its tests will skip"
+  echo "services: Redis is not installed; its tests will skip (fail under CI=true)"
 fi
 exit 0

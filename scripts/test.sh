@@ -13,8 +13,15 @@ python3 -m venv .venv
 
 # The suite runs its accounts tests on PostgreSQL and its rate-limit tests on Redis too. Where
 # the services are installed but stopped (a fresh CI machine), start them; where they are
-# absent, those tests skip.
+# absent, those tests skip on a developer's machine and fail under CI=true.
 bash scripts/services.sh
+
+# s3rver (npm), the S3 test server that checks presigned links' signatures and expiry.
+if command -v npm >/dev/null 2>&1; then
+  npm install --silent --no-audit --no-fund --prefix tests/storage/s3rver
+else
+  echo "test.sh: npm not found; the presigned-expiry test will skip"
+fi
 
 # The console's browser tests drive Debian's chromium through Playwright (never `playwright
 # install`); a CJK font lets it draw the Chinese pages in their screenshots.
@@ -25,4 +32,5 @@ fi
 .venv/bin/ruff check imagegate tests bench
 .venv/bin/ruff format --check imagegate tests bench
 .venv/bin/mypy imagegate
+.venv/bin/lint-imports
 .venv/bin/pytest "$@"

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 import pytest
 import uvicorn
 from openai import OpenAI
 from PIL import Image
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from imagegate.app import create_app
 from imagegate.db.engine import create_engine
@@ -31,6 +34,44 @@ from imagegate.settings import Settings, load_settings
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
 ADMIN_KEY = "sk-test-admin-key"
+REDIS_URL = os.environ.get("IMAGEGATE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def running_in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def service_missing(reason: str) -> NoReturn:
+    """Skip a test whose service or data (PostgreSQL, Redis, ../shared/seeds) is missing; fail it in CI.
+
+    Every such skip goes through here. On a laptop without PostgreSQL the rest of the suite still
+    runs green; under ``CI=true`` the same absence means the machine is broken (a service failed to
+    start, the seeds were not checked out), and a run that skipped those tests must not pass.
+    """
+    if running_in_ci():
+        pytest.fail(f"{reason} (CI=true: a missing service fails the run instead of skipping)", pytrace=False)
+    pytest.skip(reason)
+
+
+def redis_available(url: str = REDIS_URL) -> bool:
+    async def ping() -> bool:
+        client = Redis.from_url(url, socket_connect_timeout=2)
+        try:
+            return bool(await client.ping())
+        except (RedisError, OSError):
+            return False
+        finally:
+            await client.aclose()
+
+    return asyncio.run(ping())
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The test Redis (``IMAGEGATE_TEST_REDIS``); skips without one, fails under CI=true."""
+    if not redis_available():
+        service_missing(f"Redis not reachable at {REDIS_URL}")
+    return REDIS_URL
 
 
 def free_port() -> int:
@@ -44,7 +85,10 @@ class ServerThread:
     """Runs an ASGI app under uvicorn in a daemon thread with its own event loop."""
 
     def __init__(self, app: Any, port: int) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        # proxy_headers off, as `imagegate serve` runs it: forwarded headers are the app's to judge.
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", proxy_headers=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -21,7 +21,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway, image_bytes
+from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway, image_bytes, service_missing
 
 # `shared/` lies beside the repository's root (here and in CI alike).
 SEEDS_DIR = Path(
@@ -36,7 +36,7 @@ SEED_IMAGE_URL = re.compile(r"https://filesystem\.site/cdn/[^\s'\"]+")
 SEED_CHAT_IMAGE_REF = "https://example.com/source-image.png"
 SCRIPT_TIMEOUT_S = 120
 
-pytestmark = pytest.mark.skipif(not SEEDS_DIR.is_dir(), reason=f"seed documents not found in {SEEDS_DIR}")
+pytestmark = pytest.mark.usefixtures("seed_documents")
 
 
 # --- extracting the scripts ------------------------------------------------------------------
@@ -142,6 +142,14 @@ def has_alpha(image: Image.Image) -> bool:
 
 
 # --- fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seed_documents() -> Path:
+    """The seeds folder; skips without it, fails under CI=true (CI checks ``shared/`` out beside us)."""
+    if not SEEDS_DIR.is_dir():
+        service_missing(f"seed documents not found in {SEEDS_DIR}")
+    return SEEDS_DIR
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""/v1/images/generations and /v1/images/edits: parse, hand to the image service, render."""
+"""/v1/images/generations and /v1/images/edits: parse, run the pipeline, render JSON or SSE."""
 
 from __future__ import annotations
 
@@ -6,70 +6,56 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from imagegate.api.deps import gateway, principal
+from imagegate.api.deps import gateway, generation, principal, record_of
 from imagegate.api.multipart import read_multipart
-from imagegate.api.protocol import parse_generation, parse_json_edit, parse_multipart_edit
+from imagegate.api.protocol import images_response, parse_generation, parse_json_edit, parse_multipart_edit
 from imagegate.api.responses import JSONPartsResponse
-from imagegate.api.streaming import stream_response
-from imagegate.domain import ImageRequest, Principal
+from imagegate.api.streaming import image_event_stream
+from imagegate.domain import ImageRequest, Principal, ResponseFormat
 from imagegate.errors import InvalidRequest
-from imagegate.observability import note
 
 router = APIRouter()
 
 
 async def create_image(request: Request) -> Response:
     who = await principal(request)
-    gw = gateway(request)
-    image_request = parse_generation(await request.body(), gw.settings.response_format)
-    note_image_request(image_request)
+    image_request = parse_generation(await request.body(), default_response_format(request, who))
     return await _respond(request, image_request, who)
 
 
 async def edit_image(request: Request) -> Response:
     who = await principal(request)
-    gw = gateway(request)
+    default_format = default_response_format(request, who)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         fields, images, mask = await read_multipart(request)
-        image_request, sources, mask_source = parse_multipart_edit(
-            fields, images, mask, gw.settings.response_format
-        )
+        image_request = parse_multipart_edit(fields, images, mask, default_format)
     elif content_type.startswith("application/json"):
-        image_request, sources, mask_source = parse_json_edit(
-            await request.body(), gw.settings.response_format
-        )
+        image_request = parse_json_edit(await request.body(), default_format)
     else:
         raise InvalidRequest(
             "Send edits as multipart/form-data (files in 'image', 'image[]' or 'image[N]') "
             "or as application/json with an 'images' array.",
             code="invalid_content_type",
         )
-    note_image_request(image_request)
-    # Cheap checks first: a wrong model or size should not cost fetching 16 remote images.
-    gw.images.prepare(image_request, who)
-    image_request.images, image_request.mask = await gw.inputs.load_edit_inputs(sources, mask_source)
     return await _respond(request, image_request, who)
 
 
-def note_image_request(image_request: ImageRequest) -> None:
-    """What the request log keeps of an image request."""
-    note(
-        model=image_request.model,
-        stream=image_request.stream,
-        n=image_request.n,
-        size=image_request.size,
-        quality=image_request.quality,
-        user=image_request.user,
-    )
+def default_response_format(request: Request, who: Principal) -> ResponseFormat:
+    """For a request that does not say: the key's default, else its group's, else the config's."""
+    return who.response_format or gateway(request).settings.response_format
 
 
 async def _respond(request: Request, image_request: ImageRequest, who: Principal) -> Response:
-    gw = gateway(request)
+    pipeline, record = generation(request), record_of(request)
     if image_request.stream:
-        return await stream_response(gw.images, image_request, who, gw.settings.stream_keepalive_s)
-    body = await gw.images.create(image_request, who)
-    return JSONPartsResponse(body)
+        return await image_event_stream(
+            pipeline.run(image_request, who, record),
+            image_request,
+            record,
+            gateway(request).settings.stream_keepalive_s,
+        )
+    return JSONPartsResponse(images_response(await pipeline.generate(image_request, who, record)))
 
 
 # Plain Starlette routes: these endpoints parse their own bodies, so FastAPI's per-request

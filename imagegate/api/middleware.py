@@ -1,4 +1,8 @@
-"""Pure ASGI middleware: request id, body-size limit, the per-request log line and log row.
+"""Pure ASGI middleware: request id, client IP, body-size limit, the per-request log line and row.
+
+The client IP is resolved once here (`imagegate.api.client_ip`: forwarded headers believed only
+from trusted proxies) and written back into ``scope["client"]``, so everything after this,
+``request.client`` included, sees the same address.
 
 Each finished API request's record goes to the gateway's batched request-log writer
 (`imagegate.db.request_logs`), which only queues it here.
@@ -14,9 +18,12 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from imagegate.api.client_ip import ClientIpResolver
+from imagegate.api.deps import RECORD_SCOPE_KEY
 from imagegate.api.errors import error_response
+from imagegate.domain import new_request_id
 from imagegate.errors import PayloadTooLarge
-from imagegate.observability import RequestRecord, access_logger, new_request_id, start_record
+from imagegate.observability import RequestRecord, access_logger
 
 # Only API calls go to the request log: health probes, hosted files and the admin API itself
 # would drown the rows that cost money.
@@ -30,9 +37,12 @@ def _submit(scope: Scope, record: RequestRecord, started_at: float) -> None:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, client_ip: ClientIpResolver | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.client_ip = client_ip or ClientIpResolver(())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -43,8 +53,10 @@ class RequestContextMiddleware:
         record = RequestRecord(request_id=new_request_id(), method=scope["method"], endpoint=scope["path"])
         client = scope.get("client")
         if client:
-            record.client_ip = client[0]
-        start_record(record)
+            record.client_ip = self.client_ip.client_ip(client[0], scope["headers"])
+            if record.client_ip != client[0]:
+                scope["client"] = (record.client_ip, 0) if record.client_ip is not None else None
+        scope[RECORD_SCOPE_KEY] = record
         request_id_header = (b"x-request-id", record.request_id.encode())
 
         async def send_with_id(message: Message) -> None:
@@ -61,7 +73,7 @@ class RequestContextMiddleware:
 
         try:
             if self._declared_length(scope) > self.max_body_bytes:
-                await self._too_large(scope, receive, send_with_id)
+                await self._too_large(scope, receive, send_with_id, record)
                 return
             await self.app(scope, self._limited(receive), send_with_id)
         except BaseException as exc:
@@ -107,6 +119,6 @@ class RequestContextMiddleware:
     def _message(self) -> str:
         return f"The request body is larger than the limit of {self.max_body_bytes / 1024 / 1024:g} MB."
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(PayloadTooLarge(self._message()))
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, record: RequestRecord) -> None:
+        response = error_response(PayloadTooLarge(self._message()), record)
         await response(scope, receive, send)

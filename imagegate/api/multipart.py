@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message
 
 from imagegate.domain import ImageSource
@@ -32,8 +32,10 @@ async def read_multipart(request: Request) -> tuple[dict[str, str], list[ImageSo
     streamed = Request(request.scope, recorder.receive)
     try:
         form = await streamed.form(max_files=_MAX_FORM_FILES + 1, max_fields=1000)
-    except GatewayError:
-        raise  # e.g. the body-size limit (413), raised from inside the parser's reads
+    except (GatewayError, ClientDisconnect):
+        # The body-size limit (413) raised from inside the parser's reads, or a client that hung
+        # up mid-upload (499, answered where every request body's reads are): not a malformed body.
+        raise
     except Exception as exc:
         # Starlette reports malformed bodies and exceeded part limits as HTTPException/ValueError.
         detail = str(getattr(exc, "detail", None) or exc or "could not be parsed").rstrip(".")

@@ -1,18 +1,23 @@
-"""Wire models: the client's JSON and multipart bodies, parsed into domain requests.
+"""Wire shapes of the image endpoints, both ways: client bodies in, response bodies and events out.
 
-Field names and limits are OpenAI's (``CreateImageRequest``, ``CreateImageEditRequest``,
-``EditImageBodyJsonParam``). Every failure becomes a 400 naming the offending ``param``.
+Parsing: field names and limits are OpenAI's (``CreateImageRequest``, ``CreateImageEditRequest``,
+``EditImageBodyJsonParam``); every failure becomes a 400 naming the offending ``param``.
+Rendering: ``ImagesResponse`` and the stream events (``ImageGenPartialImageEvent``,
+``ImageGenCompletedEvent`` and the edit twins) from the pipeline's domain events, with one echo
+rule for ``background``, ``quality``, ``output_format`` and ``size``; ``sse_error`` for a stream
+that fails after it started.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from imagegate.domain import ImageRequest, ImageSource, Operation
-from imagegate.errors import InvalidRequest
+from imagegate.domain import DeliveredImage, Generated, ImageRequest, ImageSource, Operation, PartialImage
+from imagegate.errors import GatewayError, InvalidRequest
 
 
 class ImageFields(BaseModel):
@@ -125,9 +130,7 @@ def parse_generation(body: bytes, default_response_format: Literal["url", "b64_j
     return _to_request(fields, "generate", default_response_format)
 
 
-def parse_json_edit(
-    body: bytes, default_response_format: Literal["url", "b64_json"]
-) -> tuple[ImageRequest, list[ImageSource], ImageSource | None]:
+def parse_json_edit(body: bytes, default_response_format: Literal["url", "b64_json"]) -> ImageRequest:
     data = parse_json_object(body)
     if isinstance(data.get("images"), list) and len(data["images"]) > 16:
         raise InvalidRequest(
@@ -139,9 +142,9 @@ def parse_json_edit(
         raise validation_error(exc) from None
     request = _to_request(fields, "edit", default_response_format)
     request.extra.pop("images", None)
-    images = [_ref_source(ref, f"images[{index}]") for index, ref in enumerate(fields.images)]
-    mask = _ref_source(fields.mask, "mask") if fields.mask is not None else None
-    return request, images, mask
+    request.sources = [_ref_source(ref, f"images[{index}]") for index, ref in enumerate(fields.images)]
+    request.mask_source = _ref_source(fields.mask, "mask") if fields.mask is not None else None
+    return request
 
 
 def _ref_source(ref: ImageRef, param: str) -> ImageSource:
@@ -162,11 +165,101 @@ def parse_multipart_edit(
     images: list[ImageSource],
     mask: ImageSource | None,
     default_response_format: Literal["url", "b64_json"],
-) -> tuple[ImageRequest, list[ImageSource], ImageSource | None]:
+) -> ImageRequest:
     # The SDK sends "" for options left unset: absent, not invalid.
     present = {name: value for name, value in fields.items() if value != ""}
     try:
         parsed = EditFields.model_validate(present)
     except ValidationError as exc:
         raise validation_error(exc) from None
-    return _to_request(parsed, "edit", default_response_format), images, mask
+    request = _to_request(parsed, "edit", default_response_format)
+    request.sources, request.mask_source = images, mask
+    return request
+
+
+# -- rendering: domain results as OpenAI's wire shapes -------------------------------------------
+# One echo rule for every renderer: what was made (Generated's fields) when known. A JSON body
+# leaves an unknown field out; a stream event, whose schema requires it, says "auto".
+
+
+def _echo(size: str | None, quality: str | None, background: str | None, fmt: str) -> dict[str, Any]:
+    return {"background": background, "output_format": fmt, "quality": quality, "size": size}
+
+
+def images_response(generated: Generated) -> dict[str, Any]:
+    """The ``ImagesResponse`` body of a finished request (sync JSON, and a task's result)."""
+    body: dict[str, Any] = {
+        "created": generated.created,
+        "data": [_image_item(image) for image in generated.images],
+    }
+    body.update(_echo(generated.size, generated.quality, generated.background, generated.output_format))
+    if generated.usage is not None:
+        body["usage"] = generated.usage.to_wire()
+    return {key: value for key, value in body.items() if value is not None}
+
+
+def _image_item(image: DeliveredImage, *, with_b64: bool = False) -> dict[str, Any]:
+    item: dict[str, Any] = {}
+    if image.url is not None:
+        item["url"] = image.url
+    if image.url is None or with_b64:
+        item["b64_json"] = image.blob.b64_payload()
+    if image.revised_prompt is not None:
+        item["revised_prompt"] = image.revised_prompt
+    if image.seed is not None:
+        item["seed"] = image.seed
+    return item
+
+
+def stream_prefix(request: ImageRequest) -> str:
+    return "image_edit" if request.operation == "edit" else "image_generation"
+
+
+def partial_image_event(request: ImageRequest, partial: PartialImage) -> tuple[str, dict[str, Any]]:
+    """``image_generation.partial_image`` (or ``image_edit.…``): a preview, echoing what was asked."""
+    kind = f"{stream_prefix(request)}.partial_image"
+    payload: dict[str, Any] = {
+        "type": kind,
+        "b64_json": partial.image.b64_payload(),
+        "partial_image_index": partial.index,
+        "created_at": int(time.time()),
+    }
+    payload.update(
+        _stream_echo(
+            partial.size or request.size,
+            request.quality,
+            request.background,
+            partial.image.format or request.output_format or "png",
+        )
+    )
+    return kind, payload
+
+
+def completed_events(request: ImageRequest, generated: Generated) -> list[tuple[str, dict[str, Any]]]:
+    """One ``….completed`` event per image: always its base64, and its URL when it is hosted."""
+    kind = f"{stream_prefix(request)}.completed"
+    events = []
+    for image in generated.images:
+        payload: dict[str, Any] = {"type": kind, "created_at": generated.created}
+        payload.update(
+            _stream_echo(generated.size, generated.quality, generated.background, generated.output_format)
+        )
+        payload.update(_image_item(image, with_b64=True))
+        if generated.usage is not None:
+            payload["usage"] = generated.usage.to_wire()
+        events.append((kind, payload))
+    return events
+
+
+def _stream_echo(size: str | None, quality: str | None, background: str | None, fmt: str) -> dict[str, Any]:
+    return _echo(
+        size or "auto",
+        quality if quality in ("low", "medium", "high") else "auto",
+        background if background in ("transparent", "opaque") else "auto",
+        fmt,
+    )
+
+
+def sse_error(error: GatewayError) -> dict[str, Any]:
+    """The data of the ``error`` event that ends a stream that had already started (any stream)."""
+    return {"type": "error", **error.to_body()}

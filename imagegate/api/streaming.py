@@ -1,87 +1,64 @@
-"""``stream: true`` on /v1/images/*: OpenAI's image events over SSE (SPEC §5)."""
+"""SSE renderers of the pipeline's events: OpenAI's image events (SPEC §5), and the error event.
+
+The stream starts only once the pipeline has accepted the request, so every refusal (bad input,
+access, quota, unreadable images) is an ordinary HTTP error; anything after that ends the
+stream with one ``error`` event.
+"""
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 from starlette.responses import StreamingResponse
 
+from imagegate.api.protocol import completed_events, partial_image_event, sse_error
 from imagegate.api.responses import event_stream_response
 from imagegate.api.sse import Frame, sse_event
-from imagegate.domain import ImageRequest, ImageResult, PartialImage, Principal
+from imagegate.domain import Generated, GenerationEvent, ImageRequest, PartialImage
 from imagegate.errors import GatewayError
-from imagegate.observability import note_error
-from imagegate.services.images import ImageService
+from imagegate.observability import RequestRecord
 
 logger = logging.getLogger("imagegate.streaming")
 
 
-async def stream_response(
-    service: ImageService, request: ImageRequest, who: Principal, keepalive_s: float
+async def accepted(events: AsyncIterator[GenerationEvent]) -> AsyncIterator[GenerationEvent]:
+    """``events`` once the pipeline accepted the request; a refusal is raised here, before any byte."""
+    first = await anext(events)
+    del first  # Accepted: nothing to send yet
+    return events
+
+
+async def image_event_stream(
+    events: AsyncIterator[GenerationEvent], request: ImageRequest, record: RequestRecord, keepalive_s: float
 ) -> StreamingResponse:
-    # Errors found before the first byte are ordinary HTTP errors, so check them now.
-    service.prepare(request, who)
-    await service.precheck(request, who)
-    return event_stream_response(_frames(service, request, who), keepalive_s)
+    return event_stream_response(_image_frames(await accepted(events), request, record), keepalive_s)
 
 
-async def _frames(service: ImageService, request: ImageRequest, who: Principal) -> AsyncIterator[Frame]:
-    prefix = "image_edit" if request.operation == "edit" else "image_generation"
+async def _image_frames(
+    events: AsyncIterator[GenerationEvent], request: ImageRequest, record: RequestRecord
+) -> AsyncIterator[Frame]:
     try:
-        async for event in service.events(request, who):
+        async for event in events:
             if isinstance(event, PartialImage):
-                frame = sse_event(f"{prefix}.partial_image", _partial_payload(prefix, event, request))
+                frame = sse_event(*partial_image_event(request, event))
                 del event  # one multi-megabyte event held at a time
                 yield frame
                 del frame
-            else:
-                for payload in await _completed_payloads(service, prefix, event, request):
-                    yield sse_event(f"{prefix}.completed", payload)
-    except GatewayError as error:
-        note_error(error)
-        yield sse_event("error", {"type": "error", **error.to_body()})
-    except Exception:
-        logger.exception("stream failed")
-        internal = GatewayError("The gateway hit an internal error while streaming.")
-        note_error(internal)
-        yield sse_event("error", {"type": "error", **internal.to_body()})
+            elif isinstance(event, Generated):
+                for name, payload in completed_events(request, event):
+                    yield sse_event(name, payload)
+                del event
+    except Exception as exc:
+        yield error_frame(exc, record)
 
 
-def _common(request: ImageRequest, size: str | None, fmt: str | None) -> dict[str, Any]:
-    return {
-        "created_at": int(time.time()),
-        "size": size or request.size,
-        "quality": request.quality if request.quality in ("low", "medium", "high") else "auto",
-        "background": request.background if request.background in ("transparent", "opaque") else "auto",
-        "output_format": fmt or request.output_format or "png",
-    }
-
-
-def _partial_payload(prefix: str, event: PartialImage, request: ImageRequest) -> dict[str, Any]:
-    return {
-        "type": f"{prefix}.partial_image",
-        "b64_json": event.image.b64_payload(),
-        "partial_image_index": event.index,
-        **_common(request, event.size, event.image.format),
-    }
-
-
-async def _completed_payloads(
-    service: ImageService, prefix: str, result: ImageResult, request: ImageRequest
-) -> list[dict[str, Any]]:
-    # Completed events always carry the image; a hosted URL comes beside it.
-    body = await service.render_response(request, result, always_b64=True)
-    payloads = []
-    for item in body["data"]:
-        payload: dict[str, Any] = {
-            "type": f"{prefix}.completed",
-            **_common(request, body.get("size"), body.get("output_format")),
-        }
-        payload.update(item)
-        if "usage" in body:
-            payload["usage"] = body["usage"]
-        payloads.append(payload)
-    return payloads
+def error_frame(exc: Exception, record: RequestRecord) -> Frame:
+    """The one ``error`` event that ends a stream which had started (image and chat streams alike)."""
+    if isinstance(exc, GatewayError):
+        error = exc
+    else:
+        logger.exception("stream failed", exc_info=exc)
+        error = GatewayError("The gateway hit an internal error while streaming.")
+    record.failed(error.type, error.code, error.message)
+    return sse_event("error", sse_error(error))

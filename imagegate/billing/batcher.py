@@ -10,14 +10,17 @@ The statements themselves live in ``ledger_sql.py``.
     batcher = LedgerBatcher(engine)
     refusal = await batcher.hold(HoldOp("key_1", "req_1", 40_000))     # None: held
     rows = (("release", 40_000), ("charge", -20_000))
-    await batcher.submit_move(MoveOp("key_1", "req_1", 20_000, rows))  # applied even if not awaited
+    applied = await batcher.submit_move(MoveOp("key_1", "req_1", 20_000, rows))  # even if not awaited
     await batcher.drain()                                              # at shutdown
 
 The database stays the authority: a hold is ``UPDATE … WHERE balance_micros >= :amount`` and its
 row count decides it, so several processes (PostgreSQL or SQLite) can never overdraw a key.
 A hold whose waiter is cancelled after the batch took it is released by the batcher itself, and a
 batch that fails is retried one operation per transaction, so one bad operation fails only its
-own future. The task runs only while something is queued; ``drain`` waits until nothing is.
+own future. A settle or release applies only if its transaction closes the open hold (`applied`
+False: it was closed already), so a retry never applies twice; a hold whose commit succeeded
+but whose answer was lost is found again rather than failed. The task runs only while something
+is queued; ``drain`` waits until nothing is.
 """
 
 from __future__ import annotations
@@ -32,13 +35,14 @@ from imagegate.billing.ledger_sql import (
     HoldOp,
     MoveOp,
     Op,
+    Outcome,
     Plan,
     Refusal,
-    SqliteFileWriter,
     Statements,
     apply_with_engine,
-    sqlite_file,
+    hold_is_open,
 )
+from imagegate.billing.ledger_sqlite import SqliteFileWriter, sqlite_file
 
 __all__ = ["HoldOp", "LedgerBatcher", "MoveOp", "Refusal"]
 
@@ -48,8 +52,10 @@ logger = logging.getLogger("imagegate.billing")
 class LedgerBatcher:
     """Applies queued ledger operations in shared transactions; see the module docstring."""
 
-    def __init__(self, engine: AsyncEngine, *, batch_size: int = 500) -> None:
+    def __init__(self, engine: AsyncEngine, *, owner: str, batch_size: int = 500) -> None:
         self._engine = engine
+        #: The process whose holds these are (see billing/leases.py).
+        self.owner = owner
         self.batch_size = batch_size
         self._sql = Statements(engine.dialect)
         self._sqlite = engine.dialect.name == "sqlite"
@@ -84,9 +90,10 @@ class LedgerBatcher:
                 self._give_back(op)
             raise
 
-    def submit_move(self, op: MoveOp) -> asyncio.Future[None]:
-        """Queue a settle or release. It is applied even if nobody awaits the future."""
-        future: asyncio.Future[None] = self._loop().create_future()
+    def submit_move(self, op: MoveOp) -> asyncio.Future[bool]:
+        """Queue a settle or release; applied even if nobody awaits the future, which gets False
+        when the hold was closed already (nothing applied)."""
+        future: asyncio.Future[bool] = self._loop().create_future()
         op.future = future
         self._enqueue(op)
         return future
@@ -141,8 +148,7 @@ class LedgerBatcher:
             outcomes = await self._transaction(ops)
         except Exception as error:
             if len(ops) == 1:
-                logger.exception("ledger write for request %s failed", ops[0].request_id)
-                _fail(ops[0], error)
+                await self._fail_alone(ops[0], error)
                 return
             # One bad operation (or a deadlock, or a blip) must not fail its neighbours: retry
             # each alone, so only the operations that fail by themselves report an error.
@@ -156,11 +162,25 @@ class LedgerBatcher:
         for op, outcome in zip(ops, outcomes, strict=True):
             self._resolve(op, outcome)
 
-    def _resolve(self, op: Op, outcome: Refusal | None) -> None:
+    async def _fail_alone(self, op: Op, error: Exception) -> None:
+        if isinstance(op, HoldOp):
+            # An earlier commit of this very hold may have succeeded with its answer lost (a
+            # dropped connection): then its retry conflicts, and the hold is there to be used.
+            try:
+                if await hold_is_open(self._engine, op, self.owner):
+                    self._resolve(op, None)
+                    return
+            except Exception:
+                logger.debug("could not look for the open hold of %s", op.request_id, exc_info=True)
+        logger.error("ledger write for request %s failed", op.request_id, exc_info=error)
+        _fail(op, error)
+
+    def _resolve(self, op: Op, outcome: Outcome) -> None:
         if isinstance(op, MoveOp):
             if op.future is not None and not op.future.done():
-                op.future.set_result(None)
+                op.future.set_result(bool(outcome))
             return
+        assert not isinstance(outcome, bool)
         if op.future is not None and not op.future.cancelled():
             op.future.set_result(outcome)
         elif outcome is None:
@@ -171,9 +191,9 @@ class LedgerBatcher:
         logger.info("releasing the hold of request %s: its waiter was cancelled", op.request_id)
         self._enqueue(MoveOp(op.key_id, op.request_id, op.amount, (("release", op.amount),)))
 
-    async def _transaction(self, ops: list[Op]) -> list[Refusal | None]:
-        """Apply ``ops`` in one transaction; one outcome per op (None: done / held)."""
-        plan = Plan(ops, sqlite=self._sqlite)
+    async def _transaction(self, ops: list[Op]) -> list[Outcome]:
+        """Apply ``ops`` in one transaction; one outcome per op."""
+        plan = Plan(ops, sqlite=self._sqlite, owner=self.owner)
         if self._file is not None:
             await self._file.apply(plan)
         else:

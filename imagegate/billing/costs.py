@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
-from imagegate.billing.money import MICROS_PER_USD, ceil_micros
 from imagegate.billing.price import Price, TokenPrices
 from imagegate.domain import ImageRequest, ImageResult, Usage
+from imagegate.money import MICROS_PER_USD, ceil_micros
 
 # Output image tokens at 1024x1024 (OpenAI's published table for gpt-image-1; larger sizes
 # scale with the area). gpt-image-2 spends more per image at the same quality.

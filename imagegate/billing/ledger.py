@@ -17,6 +17,10 @@ amount in the same transaction, so ``balance == sum(ledger)`` at every commit:
         raise
     await ledger.settle(hold, 20_000)                    # charges 20_000, gives 20_000 back
 
+An open hold is also a row of ``ledger_holds`` with its owner (this process); a settle or release
+moves money only when its transaction deletes that row, so each hold closes exactly once, and
+the holds of a process that died are given back by another (``billing/leases.py``).
+
 Atomicity comes from the database, not from this process: a hold is one conditional
 ``UPDATE … SET balance = balance - :amount WHERE balance >= :amount``, which SQLite serialises
 (one writer at a time) and PostgreSQL evaluates against the latest committed row (the row lock
@@ -30,22 +34,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Literal
+from datetime import datetime
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate.billing.batcher import HoldOp, LedgerBatcher, MoveOp
 from imagegate.billing.ledger_sql import RowKind
-from imagegate.billing.money import format_usd
 from imagegate.db.tables import ApiKeyRow, LedgerRow
 from imagegate.errors import RateLimited
+from imagegate.money import format_usd
 
 logger = logging.getLogger("imagegate.billing")
 
-Kind = Literal["grant", "hold", "release", "charge"]
 #: Waiting does not bring quota back (only finishing requests might), so clients are told to
 #: back off for a while, and the OpenAI SDKs not to retry on their own.
 QUOTA_RETRY_AFTER_S = 60
@@ -56,7 +59,7 @@ class Hold:
     """Money set aside for one request. ``recorded`` is False for unlimited keys (nothing held)."""
 
     key_id: str
-    request_id: str | None
+    request_id: str
     amount: int
     recorded: bool
     closed: bool = False
@@ -73,23 +76,38 @@ class LedgerEntry:
 
 
 class Ledger:
-    """Holds, settlements and grants against the keys in the database behind ``engine``."""
+    """Holds, settlements and grants against the keys in the database behind ``engine``.
 
-    def __init__(self, engine: AsyncEngine, *, batch_size: int = 500) -> None:
+    Holds belong to ``owner``, this process (a fresh id when not given): while its lease is
+    renewed (`billing.leases.StaleHoldReaper`) they are its own; once the lease runs out, any
+    process gives them back.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, owner: str | None = None, batch_size: int = 500) -> None:
         self._engine = engine
+        self.owner = owner or new_owner_id()
         # Holds, settles and releases share transactions (group commit); see billing/batcher.py.
-        self.batcher = LedgerBatcher(engine, batch_size=batch_size)
+        self.batcher = LedgerBatcher(engine, owner=self.owner, batch_size=batch_size)
 
-    async def hold(self, key_id: str, request_id: str | None, amount: int) -> Hold:
+    async def hold(
+        self,
+        key_id: str,
+        request_id: str,
+        amount: int,
+        *,
+        model: str | None = None,
+        endpoint: str | None = None,
+    ) -> Hold:
         """Set ``amount`` micro-USD aside, or raise 429 ``insufficient_quota`` when the key is short.
 
+        ``model`` and ``endpoint`` go into the request log if this process dies mid-request.
         Cancelling the caller never loses money: a hold taken after its waiter left is given back.
         """
-        if amount < 0:
-            raise ValueError("a hold cannot be negative")
+        if not _is_amount(amount):
+            raise ValueError(f"a hold must be a non-negative integer, not {amount!r}")
         if amount == 0:
             return Hold(key_id, request_id, 0, recorded=False)
-        refusal = await self.batcher.hold(HoldOp(key_id, request_id, amount))
+        refusal = await self.batcher.hold(HoldOp(key_id, request_id, amount, model, endpoint))
         if refusal is None:
             return Hold(key_id, request_id, amount, recorded=True)
         if not refusal.exists:
@@ -99,12 +117,17 @@ class Ledger:
         raise insufficient_quota(amount, refusal.balance_micros)
 
     async def settle(self, hold: Hold, actual: int) -> int:
-        """Charge exactly ``actual`` (at most the hold) and give the rest back; returns the rest.
+        """Charge ``actual`` (at most the hold), give the rest back; returns what was charged.
 
-        The write is queued before this first waits, so it happens even if the caller is cancelled.
+        Nothing is charged (0) when the hold was closed already: settled, released, or given
+        back by the stale-hold reaper. An ``actual`` that is not a non-negative integer is
+        refused before anything is written: the hold is released and ValueError raised, so a
+        bad number can never leave money held. The write is queued before this first waits, so
+        it happens even if the caller is cancelled.
         """
-        if actual < 0:
-            raise ValueError("a charge cannot be negative")
+        if not _is_amount(actual):
+            await self.release(hold)
+            raise ValueError(f"a charge must be a non-negative integer, not {actual!r}")
         if actual > hold.amount:
             # The hold was the promise made to the key's owner; never take more than it.
             logger.warning(
@@ -116,17 +139,35 @@ class Ledger:
             actual = hold.amount
         if not self._close(hold):
             return 0
-        rest = hold.amount - actual
         rows: tuple[tuple[RowKind, int], ...] = (("release", hold.amount), ("charge", -actual))
-        await asyncio.shield(self.batcher.submit_move(MoveOp(hold.key_id, hold.request_id, rest, rows)))
-        return rest
+        op = MoveOp(hold.key_id, hold.request_id, hold.amount - actual, rows)
+        if await asyncio.shield(self.batcher.submit_move(op)):
+            return actual
+        # Closed already: by an earlier commit of this very settle (its answer lost, then
+        # retried), or released (by the stale-hold reaper) before the request could finish.
+        charged = await self._charged(hold.request_id)
+        if charged is None:
+            logger.warning("request %s was not charged: its hold had been released already", hold.request_id)
+        return charged or 0
 
-    async def release(self, hold: Hold) -> None:
-        """Give the whole hold back (the request failed or was abandoned before a result)."""
+    async def release(self, hold: Hold) -> bool:
+        """Give the whole hold back (the request failed or was abandoned before a result).
+
+        False when there was nothing to give back (unlimited key, or closed already).
+        """
         if not self._close(hold):
-            return
+            return False
         op = MoveOp(hold.key_id, hold.request_id, hold.amount, (("release", hold.amount),))
-        await asyncio.shield(self.batcher.submit_move(op))
+        return await asyncio.shield(self.batcher.submit_move(op))
+
+    async def _charged(self, request_id: str) -> int | None:
+        """What the ledger charged the request (None: no charge row)."""
+        query = select(LedgerRow.amount_micros).where(
+            LedgerRow.request_id == request_id, LedgerRow.kind == "charge"
+        )
+        async with self._engine.connect() as connection:
+            amount = (await connection.execute(query)).scalar()
+        return None if amount is None else -int(amount)
 
     async def drain(self) -> None:
         """Wait for every queued hold, settle and release to be written (at shutdown)."""
@@ -158,32 +199,6 @@ class Ledger:
             rows = (await connection.execute(query)).all()
         return [LedgerEntry(*row) for row in rows]
 
-    async def release_stale(self, older_than: timedelta) -> int:
-        """Release holds left open by a process that died mid-request; returns how many.
-
-        A hold is open while no release row with its request id follows it. Run it with an age
-        well above the longest upstream timeout, so no live request loses its hold.
-        """
-        cutoff = datetime.now(UTC) - older_than
-        closing = (
-            select(LedgerRow.id)
-            .where(
-                LedgerRow.key_id == _hold.key_id,
-                LedgerRow.request_id == _hold.request_id,
-                LedgerRow.kind == "release",
-                LedgerRow.id > _hold.id,
-            )
-            .exists()
-        )
-        query = select(_hold.key_id, _hold.request_id, _hold.amount_micros).where(
-            _hold.kind == "hold", _hold.created_at < cutoff, _hold.request_id.is_not(None), ~closing
-        )
-        async with self._engine.connect() as connection:
-            stale = (await connection.execute(query)).all()
-        for key_id, request_id, amount in stale:
-            await self.release(Hold(key_id, request_id, -amount, recorded=True))
-        return len(stale)
-
     @staticmethod
     def _close(hold: Hold) -> bool:
         """Mark the hold done; False when there is nothing (more) to do for it."""
@@ -191,6 +206,15 @@ class Ledger:
             return False
         hold.closed = True
         return hold.recorded
+
+
+def new_owner_id() -> str:
+    """A fresh id for the process that takes holds (one per `Ledger`)."""
+    return f"own_{secrets.token_hex(8)}"
+
+
+def _is_amount(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def insufficient_quota(amount: int, balance: int) -> RateLimited:
@@ -203,7 +227,6 @@ def insufficient_quota(amount: int, balance: int) -> RateLimited:
     )
 
 
-_hold = LedgerRow.__table__.alias("open_hold").c
 _ENTRY_COLUMNS = (
     LedgerRow.id,
     LedgerRow.key_id,
@@ -212,18 +235,3 @@ _ENTRY_COLUMNS = (
     LedgerRow.amount_micros,
     LedgerRow.created_at,
 )
-
-
-async def record(
-    connection: AsyncConnection, key_id: str, request_id: str | None, kind: Kind, amount: int
-) -> None:
-    """Append a ledger row; the caller moves the balance by ``amount`` in the same transaction."""
-    await connection.execute(
-        insert(LedgerRow).values(
-            key_id=key_id,
-            request_id=request_id,
-            kind=kind,
-            amount_micros=amount,
-            created_at=datetime.now(UTC),
-        )
-    )

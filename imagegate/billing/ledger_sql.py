@@ -1,41 +1,40 @@
-"""One batch of ledger operations as one database transaction, on any engine or on a SQLite file.
+"""One batch of ledger operations as one database transaction: the plan and its statements.
 
-`apply_with_engine` runs the batch through SQLAlchemy (PostgreSQL, in-memory SQLite). A SQLite
-file gets `SqliteFileWriter`: its own ``sqlite3`` connection in a thread of its own, so a whole
-batch is one thread hop instead of three hops per statement through aiosqlite, the cost that
-dominated a billed request. Both run the same statements in the same order:
+`apply_with_engine` runs a plan through SQLAlchemy (PostgreSQL, in-memory SQLite); a SQLite file
+gets `ledger_sqlite.SqliteFileWriter`, which runs the same statements in the same order:
 
+    claims    DELETE FROM ledger_holds WHERE request_id IN (…) RETURNING request_id
     moves     UPDATE api_keys SET balance = balance + :delta WHERE id = :key     (executemany)
     holds     UPDATE api_keys SET balance = balance - :amount
               WHERE id = :key AND quota IS NOT NULL AND balance >= :amount     (row count decides)
     rows      INSERT INTO ledger (…)                                           (executemany)
+    opened    INSERT INTO ledger_holds (…)                                     (executemany)
 
-A key's holds are first tried as one debit of their sum, and one by one only when that fails.
+A settle or release moves money only for the holds its own transaction deleted from
+``ledger_holds`` (the claim): a hold already settled, released, or given back by the stale-hold
+reaper applies nothing, so no commit, retried or ambiguous, can apply twice. A key's holds are
+first tried as one debit of their sum, and one by one only when that fails.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Dialect, bindparam, insert, select, update
-from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Dialect, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import BindParameter, ClauseElement, Executable
 
-from imagegate.db.engine import SQLITE_BUSY_TIMEOUT_MS
-from imagegate.db.tables import ApiKeyRow, LedgerRow
+from imagegate.db.tables import ApiKeyRow, LedgerRow, OpenHoldRow
 
 RowKind = Literal["hold", "release", "charge"]
 #: SQLAlchemy's text form of a naive UTC timestamp on SQLite, which `UtcDateTime` reads back.
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,60 +48,92 @@ class Refusal:
 
 @dataclass(slots=True)
 class HoldOp:
-    """Take ``amount`` from the key if it has that much; the future gets None or a `Refusal`."""
+    """Take ``amount`` from the key if it has that much; the future gets None or a `Refusal`.
+
+    ``model`` and ``endpoint`` are kept with the open hold, for the request-log row the
+    stale-hold reaper writes if the owning process dies before the request ends.
+    """
 
     key_id: str
-    request_id: str | None
+    request_id: str
     amount: int
+    model: str | None = None
+    endpoint: str | None = None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
     future: asyncio.Future[Refusal | None] | None = None
 
 
 @dataclass(slots=True)
 class MoveOp:
-    """Give ``delta`` back to the key and append ``rows`` (kind, amount) to its ledger."""
+    """Close the request's open hold: give ``delta`` back to the key and append ``rows``.
+
+    The future gets True when this op closed the hold, False when it was already closed.
+    """
 
     key_id: str
-    request_id: str | None
+    request_id: str
     delta: int
     rows: tuple[tuple[RowKind, int], ...]
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    future: asyncio.Future[None] | None = None
+    future: asyncio.Future[bool] | None = None
 
 
 Op = HoldOp | MoveOp
+#: Per op: a hold's None (taken) or `Refusal`; a move's True (applied) or False (already closed).
+Outcome = Refusal | bool | None
 
 
 class Plan:
-    """A batch sorted into its statements; `outcomes` gets one entry per op (None: done/held)."""
+    """A batch sorted into its statements; `outcomes` gets one entry per op."""
 
-    def __init__(self, ops: list[Op], *, sqlite: bool) -> None:
+    def __init__(self, ops: list[Op], *, sqlite: bool, owner: str) -> None:
         self.sqlite = sqlite
-        self.outcomes: list[Refusal | None] = [None] * len(ops)
+        self.owner = owner
+        self.outcomes: list[Outcome] = [None] * len(ops)
         self.rows: list[tuple[Any, ...]] = []
-        deltas: dict[str, int] = defaultdict(int)
+        self.opened: list[tuple[Any, ...]] = []
+        self.moves: list[tuple[int, str]] = []
+        self._moves: list[tuple[int, MoveOp]] = []
         holds: dict[str, list[tuple[int, HoldOp]]] = defaultdict(list)
         for index, op in enumerate(ops):
             if isinstance(op, MoveOp):
-                deltas[op.key_id] += op.delta
-                self.rows.extend(self.row(op, kind, amount) for kind, amount in op.rows)
+                self._moves.append((index, op))
             else:
                 holds[op.key_id].append((index, op))
+        self.claims = sorted({op.request_id for _, op in self._moves})
         # Sorted by key, so row locks are taken in one order by every process.
-        self.keys = sorted(deltas.keys() | holds.keys())
-        self.moves = [(delta, key) for key, delta in sorted(deltas.items()) if delta]
+        self.keys = sorted({op.key_id for _, op in self._moves} | holds.keys())
         self.holds = sorted(holds.items())
 
+    def claimed(self, request_ids: Iterable[str]) -> None:
+        """Apply the moves whose open hold this transaction deleted; the others apply nothing."""
+        won = set(request_ids)
+        deltas: dict[str, int] = defaultdict(int)
+        for index, op in self._moves:
+            applied = op.request_id in won
+            won.discard(op.request_id)  # one hold closes once, even if asked twice in a batch
+            self.outcomes[index] = applied
+            if applied:
+                deltas[op.key_id] += op.delta
+                self.rows.extend(self.row(op, kind, amount) for kind, amount in op.rows)
+        self.moves = [(delta, key) for key, delta in sorted(deltas.items()) if delta]
+
     def row(self, op: Op, kind: RowKind, amount: int) -> tuple[Any, ...]:
-        at: Any = op.at.strftime(_SQLITE_TIME) if self.sqlite else op.at
-        return (op.key_id, op.request_id, kind, amount, at)
+        return (op.key_id, op.request_id, kind, amount, self.time(op.at))
+
+    def time(self, at: datetime) -> Any:
+        return at.strftime(SQLITE_TIME) if self.sqlite else at
 
     def settle_holds(
         self, holds: list[tuple[int, HoldOp]], taken: list[bool], refusal: Refusal | None
     ) -> None:
         for (index, op), ok in zip(holds, taken, strict=True):
             if ok:
-                self.rows.append(self.row(op, "hold", -op.amount))
+                at = self.time(op.at)
+                self.rows.append((op.key_id, op.request_id, "hold", -op.amount, at))
+                self.opened.append(
+                    (op.request_id, op.key_id, op.amount, self.owner, op.model, op.endpoint, at)
+                )
             else:
                 self.outcomes[index] = refusal
 
@@ -118,6 +149,12 @@ async def apply_with_engine(engine: AsyncEngine, sql: Statements, plan: Plan) ->
     async with engine.begin() as connection:
         if sql.lock is not None and len(plan.keys) > 1:
             await connection.execute(sql.lock, {"keys": plan.keys})
+        if plan.claims:
+            if sql.claim_any is not None:
+                claimed = await connection.exec_driver_sql(sql.claim_any, (plan.claims,))
+            else:
+                claimed = await connection.execute(sql.claim, {"ids": plan.claims})
+            plan.claimed(claimed.scalars())
         if plan.moves:
             await connection.exec_driver_sql(sql.move, plan.moves)
         for key, holds in plan.holds:
@@ -132,90 +169,24 @@ async def apply_with_engine(engine: AsyncEngine, sql: Statements, plan: Plan) ->
             plan.settle_holds(holds, taken, refusal)
         if plan.rows:
             await connection.exec_driver_sql(sql.insert, plan.rows)
+        if plan.opened:
+            await connection.exec_driver_sql(sql.open, plan.opened)
 
 
 async def _debit(connection: AsyncConnection, sql: Statements, key: str, amount: int) -> bool:
     return bool((await connection.exec_driver_sql(sql.hold, (amount, key, amount))).rowcount == 1)
 
 
-class SqliteFileWriter:
-    """Runs plans on a SQLite file through one ``sqlite3`` connection in one thread of its own.
-
-    ``BEGIN IMMEDIATE`` takes the database's write lock first (waiting up to the busy timeout
-    for other processes), so the conditional holds decide against the latest committed balance.
-    Errors come back as SQLAlchemy's `DBAPIError` types, as from the engine path.
-    """
-
-    def __init__(self, path: str, sql: Statements) -> None:
-        self._path = path
-        self._sql = sql
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imagegate-ledger")
-        self._connection: sqlite3.Connection | None = None
-
-    async def apply(self, plan: Plan) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._apply, plan)
-
-    async def close(self) -> None:
-        """Close the connection (a later batch opens it again)."""
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
-
-    def _apply(self, plan: Plan) -> None:
-        try:
-            connection = self._connect()
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                self._run(connection, plan)
-                connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as error:
-            raise DBAPIError.instance(None, None, error, sqlite3.Error) from error
-
-    def _run(self, connection: sqlite3.Connection, plan: Plan) -> None:
-        sql = self._sql
-        if plan.moves:
-            connection.executemany(sql.move, plan.moves)
-        for key, holds in plan.holds:
-            amounts = [op.amount for _, op in holds]
-            total = sum(amounts)
-            if len(holds) > 1 and connection.execute(sql.hold, (total, key, total)).rowcount == 1:
-                taken = [True] * len(holds)
-            else:
-                taken = [connection.execute(sql.hold, (a, key, a)).rowcount == 1 for a in amounts]
-            refusal = None
-            if not all(taken):
-                refusal = refusal_of(connection.execute(sql.read, (key,)).fetchone())
-            plan.settle_holds(holds, taken, refusal)
-        if plan.rows:
-            connection.executemany(sql.insert, plan.rows)
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._connection is None:
-            # Autocommit mode: the transaction is exactly the BEGIN … COMMIT written above.
-            connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            # The same settings as the engine's connections (imagegate.db.engine).
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA foreign_keys=ON")
-            self._connection = connection
-        return self._connection
-
-    def _close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-
-def sqlite_file(url: URL) -> str | None:
-    """The path of the SQLite file behind ``url``; None for other databases and in-memory ones."""
-    database = url.database or ""
-    uri = str(url.query.get("uri", "")).lower() in {"true", "1"}
-    if url.get_backend_name() != "sqlite" or uri or database in ("", ":memory:"):
-        return None
-    return None if database.startswith("file:") else database
+async def hold_is_open(engine: AsyncEngine, op: HoldOp, owner: str) -> bool:
+    """Whether ``op``'s hold is in the database already (a commit whose answer was lost)."""
+    query = select(OpenHoldRow.request_id).where(
+        OpenHoldRow.request_id == op.request_id,
+        OpenHoldRow.key_id == op.key_id,
+        OpenHoldRow.amount_micros == op.amount,
+        OpenHoldRow.owner == owner,
+    )
+    async with engine.connect() as connection:
+        return (await connection.execute(query)).first() is not None
 
 
 class Statements:
@@ -237,16 +208,31 @@ class Statements:
         move = update(ApiKeyRow).where(key == bindparam("key"))
         move = move.values(balance_micros=balance + bindparam("delta"))
         self.move = _positional(move, dialect, ("delta", "key"))
-        columns = ("key_id", "request_id", "kind", "amount_micros", "created_at")
-        self.insert = _positional(
-            insert(LedgerRow).values({name: bindparam(name) for name in columns}), dialect, columns
+        ledger_columns = ("key_id", "request_id", "kind", "amount_micros", "created_at")
+        self.insert = _insert(LedgerRow, dialect, ledger_columns)
+        self.open = _insert(
+            OpenHoldRow,
+            dialect,
+            ("request_id", "key_id", "amount_micros", "owner", "model", "endpoint", "created_at"),
         )
         read = select(ApiKeyRow.quota_micros, balance).where(key == bindparam("key"))
         self.read = _positional(read, dialect, ("key",))
+        ids: BindParameter[list[str]] = bindparam("ids", expanding=True)
+        held = OpenHoldRow.request_id
+        self.claim: Executable = delete(OpenHoldRow).where(held.in_(ids)).returning(held)
         self.lock: Executable | None = None
+        #: asyncpg: the claim with one array parameter, a fixed text (no per-batch IN expansion).
+        self.claim_any: str | None = None
+        if dialect.name == "postgresql" and dialect.driver == "asyncpg":
+            table = OpenHoldRow.__tablename__
+            self.claim_any = f"DELETE FROM {table} WHERE request_id = ANY($1::varchar[]) RETURNING request_id"
         if dialect.name == "postgresql":
             keys: BindParameter[str] = bindparam("keys", expanding=True)
             self.lock = select(key).where(key.in_(keys)).order_by(key).with_for_update()
+
+
+def _insert(table: Any, dialect: Dialect, columns: tuple[str, ...]) -> str:
+    return _positional(insert(table).values({name: bindparam(name) for name in columns}), dialect, columns)
 
 
 def _positional(statement: ClauseElement, dialect: Dialect, order: tuple[str, ...]) -> str:

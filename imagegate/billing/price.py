@@ -14,16 +14,19 @@ A per-token model with a ``per_image`` table uses the table when an upstream rep
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from imagegate.billing.money import to_decimal
+from imagegate.media.sizes import match_size
+from imagegate.money import to_decimal
 
 TOKEN_FIELDS = ("text_in", "image_in", "image_out")
+# Bounds on one amount (per image, or per 1M tokens): a typo like "1e30" must not reach the
+# ledger's 64-bit columns, and a price finer than 1e-12 USD bills nothing.
+MAX_PRICE_USD = Decimal(10_000)
+PRICE_PLACES = 12
 QUALITIES = ("low", "medium", "high", "standard", "hd", "auto")
-_SIZE = re.compile(r"^\d{1,5}x\d{1,5}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +48,15 @@ class Price:
         """The config/admin-API shape, with amounts as decimal strings."""
         body: dict[str, Any] = {}
         if self.per_token is not None:
-            body["per_token"] = {name: str(getattr(self.per_token, name)) for name in TOKEN_FIELDS}
+            body["per_token"] = {name: _text(getattr(self.per_token, name)) for name in TOKEN_FIELDS}
         if self.per_image:
-            body["per_image"] = {key: str(value) for key, value in self.per_image.items()}
+            body["per_image"] = {key: _text(value) for key, value in self.per_image.items()}
         return body
+
+
+def _text(amount: Decimal) -> str:
+    """Plain decimal text: "0.000001", never "1E-6" ("f" is safe: amounts are bounded on input)."""
+    return format(amount, "f")
 
 
 def parse_price(data: Any) -> Price:
@@ -81,9 +89,13 @@ def _amount(value: Any, name: str) -> Decimal:
     try:
         number = to_decimal(value)
     except ValueError as exc:
-        raise ValueError(f"{name} must be a number of USD") from exc
+        raise ValueError(f"price {name} must be a number of USD") from exc
     if number < 0:
-        raise ValueError(f"{name} cannot be negative")
+        raise ValueError(f"price {name} cannot be negative")
+    if number > MAX_PRICE_USD:
+        raise ValueError(f"price {name} may be at most {MAX_PRICE_USD} USD")
+    if number != number.quantize(Decimal(1).scaleb(-PRICE_PLACES)):
+        raise ValueError(f"price {name} takes at most {PRICE_PLACES} decimal places")
     return number
 
 
@@ -92,8 +104,8 @@ def _image_key(key: Any) -> str:
     size, _, quality = text.partition("/")
     valid = (
         text == "default"
-        or (not quality and (_SIZE.match(size) or size in QUALITIES))
-        or (bool(_SIZE.match(size)) and quality in QUALITIES)
+        or (not quality and (match_size(size) is not None or size in QUALITIES))
+        or (match_size(size) is not None and quality in QUALITIES)
     )
     if not valid:
         raise ValueError(f"per_image key {key!r} is not 'SIZE/QUALITY', 'SIZE', 'QUALITY' or 'default'")

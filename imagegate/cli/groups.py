@@ -48,6 +48,11 @@ def _add_fields(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--multiplier", metavar="X", help="price multiplier for its keys (default 1)")
     parser.add_argument("--models", metavar="a,b", help="models its keys may use ('*': all, the default)")
     parser.add_argument("--rpm", type=int, metavar="N", help="default requests per minute (0: no limit)")
+    parser.add_argument(
+        "--response-format",
+        choices=["url", "b64_json", "default"],
+        help="for its requests that do not say ('default': the gateway's)",
+    )
     add_config_option(parser)
 
 
@@ -131,6 +136,8 @@ def _fields(args: argparse.Namespace) -> dict[str, Any]:
         fields["models"] = None if models in ([], ["*"]) else models
     if args.rpm is not None:
         fields["rpm"] = args.rpm or None
+    if args.response_format is not None:
+        fields["response_format"] = None if args.response_format == "default" else args.response_format
     return fields
 
 

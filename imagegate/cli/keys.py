@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from imagegate.billing.money import format_usd
 from imagegate.cli.common import CliError, add_config_option, run_with_engine
 from imagegate.db.keys import ApiKey, KeyStore
+from imagegate.money import format_usd
 
 T = TypeVar("T")
 
@@ -33,6 +33,11 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     create.add_argument("--group", metavar="G", help="the group (name or id) it belongs to")
     create.add_argument("--quota-usd", metavar="X", help="spending limit in USD (default: unlimited)")
     create.add_argument("--rpm", type=int, metavar="N", help="requests per minute (default: the group's)")
+    create.add_argument(
+        "--response-format",
+        choices=["url", "b64_json"],
+        help="for its requests that do not say (default: the group's, else the gateway's)",
+    )
     create.add_argument(
         "--expires", metavar="WHEN", help="expiry: a date (2027-01-01), a UTC time, or from now (30d, 12h)"
     )
@@ -65,6 +70,7 @@ def create_command(args: argparse.Namespace) -> int:
                 quota_usd=args.quota_usd,
                 rpm=args.rpm,
                 expires_at=expires_at,
+                response_format=args.response_format,
                 admin=args.admin,
             ),
         )
@@ -169,6 +175,8 @@ def _limits_text(key: ApiKey) -> str:
         parts.append(f"{key.rpm} requests/min")
     if key.expires_at is not None:
         parts.append(f"expires {_timestamp(key.expires_at)}")
+    if key.response_format is not None:
+        parts.append(f"response_format {key.response_format}")
     return ", " + ", ".join(parts)
 
 

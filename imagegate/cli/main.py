@@ -1,4 +1,6 @@
-"""The ``imagegate`` command: ``serve``, ``keys create|list|revoke``, ``db upgrade``.
+"""The ``imagegate`` command: ``serve``, ``keys create|list|revoke``, ``db upgrade``,
+``ledger release-stale``, and the client commands ``generate | edit | chat | tasks`` that talk to a
+running gateway.
 
 imagegate serve --port 8080
 imagegate keys create --name ci --models gpt-image-2 | tail -n 1
@@ -10,7 +12,11 @@ import argparse
 import sys
 
 from imagegate import __version__
-from imagegate.cli import channels, db, groups, keys, serve, usage
+from imagegate.cli import channels, db, groups, keys, ledger, serve, storage, usage
+from imagegate.cli.client import chat as client_chat
+from imagegate.cli.client import edit as client_edit
+from imagegate.cli.client import generate as client_generate
+from imagegate.cli.client import tasks as client_tasks
 from imagegate.cli.common import CliError
 
 
@@ -26,6 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     channels.add_parser(subparsers)
     groups.add_parser(subparsers)
     usage.add_parser(subparsers)
+    ledger.add_parser(subparsers)
+    storage.add_parser(subparsers)
+    # Client commands: they talk to a running gateway over HTTP.
+    client_generate.add_parser(subparsers)
+    client_edit.add_parser(subparsers)
+    client_chat.add_parser(subparsers)
+    client_tasks.add_parser(subparsers)
     return parser
 
 

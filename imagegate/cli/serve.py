@@ -1,7 +1,8 @@
-"""``imagegate serve``: migrate, make sure someone can log in, then run uvicorn.
+"""``imagegate serve``: migrate, make sure someone can log in, then run the ASGI server.
 
-The app itself is built by ``imagegate.app:create_app_from_env`` inside each worker process,
-so everything a worker needs travels through ``IMAGEGATE_*`` environment variables.
+The app itself is built by ``served_app`` (below) inside each worker process, so everything a
+worker needs travels through ``IMAGEGATE_*`` environment variables. The server and the bounds
+it puts on clients are in ``imagegate.server``.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ import argparse
 import os
 from typing import Any
 
+from imagegate.cli import metrics_dir
 from imagegate.cli.common import add_config_option, settings_from
 from imagegate.db import migrate
 from imagegate.db.engine import create_engine
 from imagegate.db.keys import KeyStore
-from imagegate.settings import Settings
+from imagegate.settings import Settings, load_settings
 
-APP_FACTORY = "imagegate.app:create_app_from_env"
+APP_FACTORY = "imagegate.cli.serve:served_app"
 FIRST_KEY_NAME = "default"
 
 
@@ -25,32 +27,37 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--host", help="address to bind (default: $IMAGEGATE_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to bind (default: $IMAGEGATE_PORT or 8080)")
     parser.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes (default: 1)")
+    parser.add_argument(
+        "--server",
+        choices=["uvicorn", "granian"],
+        help="ASGI server (default: $IMAGEGATE_SERVER or uvicorn)",
+    )
     add_config_option(parser)
     parser.set_defaults(handler=serve_command)
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    import uvicorn  # only this command needs it; keeps `imagegate keys …` quick to start
+    # Only this command needs a server; keeps `imagegate keys …` quick to start.
+    from imagegate.server.run import run_server
 
     _export_options(args)
+    metrics_dir.prepare(args.workers)  # before any worker imports prometheus_client
     settings = settings_from(args)
     secret = bootstrap(settings)
     if secret is not None:
         print(first_key_banner(secret, settings.resolved_public_url), flush=True)
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=args.workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        backlog=4096,
-        timeout_keep_alive=75,
-        log_level=settings.log_level.lower(),
-    )
-    return 0
+    return run_server(APP_FACTORY, settings, args.workers)
+
+
+def served_app() -> Any:
+    """The app as served: built from the environment, drained gracefully on shutdown."""
+    from imagegate.app import create_app
+    from imagegate.media import work
+    from imagegate.server.drain import DrainingApp
+
+    settings = load_settings()
+    work.configure(settings.image_work_threads)
+    return DrainingApp(create_app(settings), settings.shutdown_grace_s)
 
 
 def bootstrap(settings: Settings) -> str | None:
@@ -102,6 +109,7 @@ def _export_options(args: argparse.Namespace) -> None:
         (args.host, "IMAGEGATE_HOST"),
         (args.port, "IMAGEGATE_PORT"),
         (args.config, "IMAGEGATE_CONFIG"),
+        (getattr(args, "server", None), "IMAGEGATE_SERVER"),
     ):
         if value is not None:
             os.environ[variable] = str(value)

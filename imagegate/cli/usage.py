@@ -14,11 +14,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from imagegate.billing.money import format_usd
 from imagegate.cli.common import add_config_option, run_with_engine
 from imagegate.cli.groups import render_table
 from imagegate.cli.keys import parse_duration, parse_expiry
 from imagegate.db.log_queries import LogFilter, UsageRow, usage
+from imagegate.money import format_usd
 
 
 def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:

@@ -11,9 +11,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from imagegate.billing.money import format_usd
 from imagegate.console.i18n import LANG_COOKIE, pick_language, translator
 from imagegate.console.session import Viewer
+from imagegate.money import format_usd
 
 # No inline script or style anywhere: every script is a same-origin module file.
 CONTENT_SECURITY_POLICY = (

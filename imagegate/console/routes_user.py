@@ -15,13 +15,13 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from imagegate.billing.money import format_usd
 from imagegate.console.charts import bar_chart
 from imagegate.console.common import admin_only, days_param, log_filter, signed_in
 from imagegate.console.passthrough import call_json
 from imagegate.console.render import SECURITY_HEADERS, page
 from imagegate.db import log_queries, log_stats, request_details
 from imagegate.errors import GatewayError
+from imagegate.money import format_usd
 
 router = APIRouter(include_in_schema=False)
 
@@ -49,7 +49,7 @@ async def home(request: Request) -> Response:
 
 def _models_for(request: Request, allowed: tuple[str, ...] | None) -> list[dict[str, Any]]:
     """The models this key may use, with what the playground needs to know about each."""
-    catalog = request.app.state.gateway.catalog
+    catalog = request.app.state.gateway.catalogs()
     prices = request.app.state.gateway.prices
     models = []
     for name, spec in sorted(catalog.models.items()):

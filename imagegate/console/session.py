@@ -49,7 +49,8 @@ async def current_viewer(request: Request) -> Viewer | None:
     if session is None:
         return None
     try:
-        principal = await gateway.auth.authenticate(f"Bearer {token}", count=False)
+        client = request.client.host if request.client else None
+        principal = await gateway.auth.authenticate(f"Bearer {token}", client, count=False)
     except GatewayError:
         return None
     return Viewer(principal=principal, token=token, csrf=session.csrf)

@@ -19,11 +19,14 @@ from sqlalchemy import Row, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from imagegate.billing.money import to_decimal
 from imagegate.db.tables import ApiKeyRow, GroupRow
+from imagegate.domain import ResponseFormat
+from imagegate.money import to_decimal
 
 MAX_NAME_LENGTH = 200
 MAX_MULTIPLIER = Decimal(1000)
+# Costs are kept in whole micro-USD: finer multipliers change nothing but the stored text's length.
+MULTIPLIER_PLACES = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,7 @@ class Group:
     models: list[str] | None  # None: every model
     rpm: int | None  # None: no default limit for the group's keys
     created_at: datetime
+    response_format: ResponseFormat | None = None  # None: the config's default
 
     def allows_model(self, model: str) -> bool:
         return self.models is None or model in self.models
@@ -59,6 +63,7 @@ class GroupStore:
         price_multiplier: Decimal | str | int = "1",
         models: builtins.list[str] | None = None,
         rpm: int | None = None,
+        response_format: str | None = None,
     ) -> Group:
         group = Group(
             id="grp_" + secrets.token_hex(8),
@@ -67,6 +72,7 @@ class GroupStore:
             models=normalize_models(models),
             rpm=check_rpm(rpm),
             created_at=datetime.now(UTC),
+            response_format=check_response_format(response_format),
         )
         values = {**_row_values(group), "id": group.id, "created_at": group.created_at}
         try:
@@ -93,11 +99,12 @@ class GroupStore:
             return [_to_domain(row) for row in (await connection.execute(query)).all()]
 
     async def update(self, group_id: str, **fields: Any) -> Group | None:
-        """Change ``name``, ``price_multiplier``, ``models`` or ``rpm``; None when there is no such group.
+        """Change ``name``, ``price_multiplier``, ``models``, ``rpm`` or ``response_format``; None when
+        there is no such group.
 
-        Passing ``models=None`` or ``rpm=None`` clears the restriction.
+        Passing ``models=None`` or ``rpm=None`` clears the restriction, ``response_format=None`` the default.
         """
-        unknown = set(fields) - {"name", "price_multiplier", "models", "rpm"}
+        unknown = set(fields) - {"name", "price_multiplier", "models", "rpm", "response_format"}
         if unknown:
             raise ValueError(f"unknown group fields: {', '.join(sorted(unknown))}")
         values: dict[str, Any] = {}
@@ -109,6 +116,8 @@ class GroupStore:
             values["models"] = normalize_models(fields["models"])
         if "rpm" in fields:
             values["rpm"] = check_rpm(fields["rpm"])
+        if "response_format" in fields:
+            values["response_format"] = check_response_format(fields["response_format"])
         if values:
             try:
                 async with self._engine.begin() as connection:
@@ -149,6 +158,8 @@ def check_multiplier(value: Decimal | str | int) -> Decimal:
     number = to_decimal(value)
     if not Decimal(0) <= number <= MAX_MULTIPLIER:
         raise ValueError(f"price_multiplier must be between 0 and {MAX_MULTIPLIER}")
+    if number != number.quantize(Decimal(1).scaleb(-MULTIPLIER_PLACES)):
+        raise ValueError(f"price_multiplier takes at most {MULTIPLIER_PLACES} decimal places")
     # "0.80" and "0.8" are the same multiplier; "f" keeps 100 from becoming "1E+2".
     return Decimal(format(number.normalize(), "f"))
 
@@ -159,6 +170,19 @@ def check_rpm(rpm: int | None) -> int | None:
     if isinstance(rpm, bool) or not isinstance(rpm, int) or rpm < 1:
         raise ValueError("rpm must be a positive integer, or None for no limit")
     return rpm
+
+
+def check_response_format(value: str | None) -> ResponseFormat | None:
+    """A default response format: ``url``, ``b64_json``, or None for "not set here"."""
+    if value is None:
+        return None
+    known = _RESPONSE_FORMATS.get(value)
+    if known is None:
+        raise ValueError("response_format must be 'url' or 'b64_json', or None for the default")
+    return known
+
+
+_RESPONSE_FORMATS: dict[str, ResponseFormat] = {"url": "url", "b64_json": "b64_json"}
 
 
 def normalize_models(models: builtins.list[str] | None) -> builtins.list[str] | None:
@@ -178,6 +202,7 @@ _COLUMNS = (
     GroupRow.models,
     GroupRow.rpm,
     GroupRow.created_at,
+    GroupRow.response_format,
 )
 
 
@@ -187,11 +212,12 @@ def _row_values(group: Group) -> dict[str, Any]:
         "price_multiplier": str(group.price_multiplier),
         "models": group.models,
         "rpm": group.rpm,
+        "response_format": group.response_format,
     }
 
 
-def _to_domain(row: Row[str, str, str, list[str] | None, int | None, datetime]) -> Group:
-    group_id, name, multiplier, models, rpm, created_at = row
+def _to_domain(row: Row[str, str, str, list[str] | None, int | None, datetime, str | None]) -> Group:
+    group_id, name, multiplier, models, rpm, created_at, response_format = row
     return Group(
         id=group_id,
         name=name,
@@ -199,4 +225,5 @@ def _to_domain(row: Row[str, str, str, list[str] | None, int | None, datetime]) 
         models=None if models is None else list(models),
         rpm=rpm,
         created_at=created_at,
+        response_format=check_response_format(response_format),
     )

@@ -11,8 +11,9 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from imagegate.billing.money import from_micros
-from imagegate.db.groups import Group
+from imagegate.db.groups import Group, check_response_format
+from imagegate.domain import ResponseFormat
+from imagegate.money import from_micros
 
 MAX_ALLOWLIST_ENTRIES = 100
 
@@ -38,6 +39,8 @@ class ApiKey:
     rpm: int | None = None
     ip_allowlist: list[str] | None = None
     enabled: bool = True
+    #: The default response format of the key's requests (None: its group's, else config's).
+    response_format: ResponseFormat | None = None
     #: May use the admin API and the console's admin pages.
     admin: bool = False
 
@@ -81,6 +84,13 @@ class ApiKey:
         if self.rpm is not None:
             return self.rpm
         return self.group.rpm if self.group is not None else None
+
+    @property
+    def effective_response_format(self) -> ResponseFormat | None:
+        """The key's own default, else its group's, else None (the config's applies)."""
+        if self.response_format is not None:
+            return self.response_format
+        return self.group.response_format if self.group is not None else None
 
     @property
     def price_multiplier(self) -> Decimal:
@@ -141,6 +151,7 @@ def to_domain(row: Row[*tuple[Any, ...]]) -> ApiKey:
             models=None if row.group_models is None else list(row.group_models),
             rpm=row.group_rpm,
             created_at=row.group_created_at,
+            response_format=check_response_format(row.group_response_format),
         )
     return ApiKey(
         id=row.id,
@@ -156,5 +167,6 @@ def to_domain(row: Row[*tuple[Any, ...]]) -> ApiKey:
         rpm=row.rpm,
         ip_allowlist=None if row.ip_allowlist is None else list(row.ip_allowlist),
         enabled=bool(row.enabled),
+        response_format=check_response_format(row.response_format),
         admin=bool(row.admin),
     )

@@ -28,37 +28,43 @@ from typing import Any
 from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from imagegate.billing.ledger import record
-from imagegate.billing.money import to_micros
-from imagegate.db.groups import check_name, check_rpm, normalize_models, resolve_group_id
+from imagegate.db.groups import (
+    check_name,
+    check_response_format,
+    check_rpm,
+    normalize_models,
+    resolve_group_id,
+)
 from imagegate.db.key_values import (
     ApiKey,
     check_expiry,
     normalize_allowlist,
     to_domain,
 )
+from imagegate.db.ledger_rows import record
 from imagegate.db.tables import ApiKeyRow, GroupRow
+from imagegate.money import to_decimal, to_micros
 
 SECRET_PREFIX = "sk-"
 DISPLAY_PREFIX_LENGTH = 7  # "sk-" and four characters: enough to tell keys apart, useless to guess
 MAX_NAME_LENGTH = 200
 # Real secrets are 46 characters; anything far longer is not worth hashing or looking up.
 MAX_SECRET_LENGTH = 256
+# The most a key's quota may reach: generous for any real account, and far inside the 64-bit
+# micro-USD columns (9.2e12 USD), so no top-up can overflow them.
+MAX_QUOTA_USD = Decimal(1_000_000_000)
+_MAX_QUOTA_MICROS = int(MAX_QUOTA_USD) * 1_000_000
 
 UPDATABLE = frozenset(
     {
-        "name",
-        "enabled",
-        "admin",
-        "quota_usd",
-        "add_quota_usd",
-        "models",
-        "rpm",
-        "expires_at",
-        "ip_allowlist",
-        "group",
+        *("name", "enabled", "admin", "quota_usd", "add_quota_usd", "models", "rpm"),
+        *("expires_at", "ip_allowlist", "group", "response_format"),
     }
 )
+
+
+class QuotaCeiling(ValueError):
+    """A top-up that would lift a key's quota past `MAX_QUOTA_USD`."""
 
 
 def hash_key(secret: str) -> str:
@@ -87,6 +93,7 @@ class KeyStore:
         rpm: int | None = None,
         expires_at: datetime | None = None,
         ip_allowlist: builtins.list[str] | None = None,
+        response_format: str | None = None,
         admin: bool = False,
     ) -> tuple[ApiKey, str]:
         """Store a new key; returns it with its secret, which cannot be recovered later.
@@ -111,6 +118,7 @@ class KeyStore:
             "rpm": check_rpm(rpm),
             "ip_allowlist": normalize_allowlist(ip_allowlist),
             "enabled": True,
+            "response_format": check_response_format(response_format),
             "admin": bool(admin),
         }
         async with self._engine.begin() as connection:
@@ -138,7 +146,8 @@ class KeyStore:
         """Change a key; returns it, or None when there is no such key.
 
         Fields: ``name``, ``enabled``, ``admin``, ``models``, ``rpm``, ``expires_at``, ``ip_allowlist``,
-        ``group`` (name or id; None leaves the group) — None clears a restriction — and money:
+        ``group`` (name or id; None leaves the group), ``response_format`` (None: the group's) —
+        None clears a restriction — and money:
         ``quota_usd`` sets the total quota (the balance moves by the difference, never below
         zero; None makes the key unlimited) and ``add_quota_usd`` tops a limited key up.
         Quota changes are ledger grants, written in the same transaction as the balance.
@@ -207,6 +216,7 @@ def _select() -> Select[*tuple[Any, ...]]:
         ApiKeyRow.rpm,
         ApiKeyRow.ip_allowlist,
         ApiKeyRow.enabled,
+        ApiKeyRow.response_format,
         ApiKeyRow.admin,
         GroupRow.id.label("group_id"),
         GroupRow.name.label("group_name"),
@@ -214,6 +224,7 @@ def _select() -> Select[*tuple[Any, ...]]:
         GroupRow.models.label("group_models"),
         GroupRow.rpm.label("group_rpm"),
         GroupRow.created_at.label("group_created_at"),
+        GroupRow.response_format.label("group_response_format"),
     ).select_from(ApiKeyRow.__table__.outerjoin(GroupRow.__table__, ApiKeyRow.group_id == GroupRow.id))
 
 
@@ -225,10 +236,12 @@ async def _fetch(connection: AsyncConnection, query: Select[*tuple[Any, ...]]) -
 def _quota_micros(quota_usd: Decimal | str | int | None) -> int | None:
     if quota_usd is None:
         return None
-    micros = to_micros(quota_usd)
-    if micros < 0:
+    number = to_decimal(quota_usd)
+    if number < 0:
         raise ValueError("a quota cannot be negative")
-    return micros
+    if number > MAX_QUOTA_USD:
+        raise ValueError(f"a quota may be at most {MAX_QUOTA_USD} USD")
+    return to_micros(number)
 
 
 def _plain_values(fields: dict[str, Any]) -> dict[str, Any]:
@@ -251,6 +264,8 @@ def _plain_values(fields: dict[str, Any]) -> dict[str, Any]:
         values["expires_at"] = check_expiry(fields["expires_at"])
     if "ip_allowlist" in fields:
         values["ip_allowlist"] = normalize_allowlist(fields["ip_allowlist"])
+    if "response_format" in fields:
+        values["response_format"] = check_response_format(fields["response_format"])
     return values
 
 
@@ -271,9 +286,11 @@ async def _requota(connection: AsyncConnection, key_id: str, fields: dict[str, A
         if quota is None:
             raise ValueError("the key is unlimited: set quota_usd to give it a quota first")
         new_quota, new_balance = quota + (added or 0), balance + (added or 0)
+        if new_quota > _MAX_QUOTA_MICROS:
+            raise QuotaCeiling(f"the top-up would raise the quota past {MAX_QUOTA_USD} USD")
     if new_balance != balance:
         await record(connection, key_id, None, "grant", new_balance - balance)
     return {"quota_micros": new_quota, "balance_micros": new_balance}
 
 
-__all__ = ["ApiKey", "KeyStore", "hash_key"]
+__all__ = ["MAX_QUOTA_USD", "ApiKey", "KeyStore", "QuotaCeiling", "hash_key"]

@@ -4,6 +4,9 @@ The middleware hands each finished :class:`~imagegate.observability.RequestRecor
 :meth:`RequestLogWriter.submit`, which only appends to an in-memory queue; a background task
 writes the queue with one ``executemany`` every ``interval_s`` (or sooner once ``batch_size``
 rows wait). ``stop()`` writes whatever is still queued, so a clean shutdown loses nothing.
+A batch the database refuses is split in halves until the rows it refuses alone are found;
+those are logged and dropped, the rest written, so one bad row never stalls the log. When the
+database itself does not answer, the batch waits in the queue instead.
 
     writer = RequestLogWriter(engine, retention_days=90)
     await writer.start()
@@ -36,12 +39,11 @@ from sqlalchemy import (
     delete,
     insert,
 )
-from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
-from imagegate.billing.money import to_micros
 from imagegate.db.tables import Base, UtcDateTime
+from imagegate.money import to_micros
 from imagegate.observability import RequestRecord
 
 logger = logging.getLogger("imagegate.request_log")
@@ -93,8 +95,9 @@ class RequestLogRow(Base):
     status: Mapped[int] = mapped_column(Integer)
     latency_ms: Mapped[float] = mapped_column(Float)
     ttfb_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
-    input_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    output_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # 64-bit: an upstream's token count is not ours to bound, and must not fail the insert.
+    input_tokens: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    output_tokens: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # Integer micro-USD, like the ledger: exact sums on every backend.
     cost_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     error_type: Mapped[str | None] = mapped_column(String(100), nullable=True)
@@ -103,10 +106,18 @@ class RequestLogRow(Base):
     attempts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
 
 
+table = RequestLogRow.__table__
 # Row layout for the batched insert, in table column order.
-_COLUMNS = tuple(column.name for column in RequestLogRow.__table__.columns)
+_COLUMNS = tuple(column.name for column in table.columns)
 _TEXT_LIMITS = {"user": 300, "endpoint": 300, "upstream_request_id": 200, "model": 200}
 _MAX_ERROR_MESSAGE = 4000
+_BIGINT = range(-(2**63), 2**63)
+#: Status of a request whose process died before it ended (nginx's "client closed request").
+ABORTED_STATUS = 499
+ABORTED_MESSAGE = (
+    "The gateway process serving this request stopped before the request finished; "
+    "nothing was charged and its hold was released."
+)
 
 
 def record_to_row(record: RequestRecord, started_at: float, *, sqlite: bool) -> tuple[Any, ...]:
@@ -139,8 +150,8 @@ def record_to_row(record: RequestRecord, started_at: float, *, sqlite: bool) -> 
         "status": record.status,
         "latency_ms": record.latency_ms,
         "ttfb_ms": record.ttfb_ms,
-        "input_tokens": record.input_tokens,
-        "output_tokens": record.output_tokens,
+        "input_tokens": _storable_count(record.input_tokens),
+        "output_tokens": _storable_count(record.output_tokens),
         "cost_micros": to_micros(record.cost_usd) if record.cost_usd is not None else None,
         "error_type": record.error_type,
         "error_code": record.error_code,
@@ -153,6 +164,40 @@ def record_to_row(record: RequestRecord, started_at: float, *, sqlite: bool) -> 
         if value is not None and len(value) > limit:
             values[name] = value[:limit]
     return tuple(values[name] for name in _COLUMNS)
+
+
+def _storable_count(value: object) -> int | None:
+    """A token count as a 64-bit integer; None for what no column could hold (an upstream's
+    absurd number must not cost the request its log row)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value in _BIGINT:
+        return value
+    return None
+
+
+def aborted_log_values(
+    request_id: str,
+    key_id: str | None,
+    model: str | None,
+    endpoint: str | None,
+    started: datetime,
+    now: datetime,
+) -> dict[str, Any]:
+    """The log row (column -> value) of a request whose process died mid-request."""
+    values: dict[str, Any] = dict.fromkeys(_COLUMNS)
+    values.update(
+        id=request_id,
+        time=started,
+        method="POST",
+        endpoint=(endpoint or "unknown")[: _TEXT_LIMITS["endpoint"]],
+        key_id=key_id,
+        model=model,
+        status=ABORTED_STATUS,
+        latency_ms=max(0.0, (now - started).total_seconds() * 1000),
+        error_type="server_error",
+        error_code="aborted",
+        error_message=ABORTED_MESSAGE,
+    )
+    return values
 
 
 def insert_statement(dialect: Dialect) -> str:
@@ -252,50 +297,73 @@ class RequestLogWriter:
                 await self.delete_expired()
 
     async def _write_batch(self) -> bool:
-        """Write up to one batch; False (rows kept queued) when the database refused it."""
+        """Write up to one batch; False (rows kept queued) when the database does not answer."""
         async with self._write_lock:
             count = min(len(self._queue), self.batch_size)
             if count == 0:
                 return True
             batch = [self._queue.popleft() for _ in range(count)]
             rows = self._rows(batch)
-            if not rows:
-                return True
+            done: set[int] = set()
             try:
-                async with self._engine.begin() as connection:
-                    await connection.exec_driver_sql(self._insert_sql, rows)
-            except (IntegrityError, DataError):
-                # A row the database rejects must not wedge the queue: write the rest one by one.
-                self.written += await self._write_one_by_one(rows)
-                return True
+                await self._write_rows(rows, done)
             except Exception:
-                logger.exception("writing %d request log rows failed; will retry", count)
+                logger.exception("writing %d request log rows failed; will retry", len(rows) - len(done))
+                left = [item for index, (item, _) in enumerate(rows) if index not in done]
                 # Back to the front, oldest first, as far as the bound allows.
                 room = max(0, self.max_queue - len(self._queue))
-                self.dropped += count - min(count, room)
-                self._queue.extendleft(reversed(batch[:room]))
+                self.dropped += len(left) - min(len(left), room)
+                self._queue.extendleft(reversed(left[:room]))
                 return False
-            self.written += count
             return True
 
-    def _rows(self, batch: list[tuple[RequestRecord, float]]) -> list[tuple[Any, ...]]:
+    def _rows(self, batch: list[tuple[RequestRecord, float]]) -> list[tuple[_Item, tuple[Any, ...]]]:
         rows = []
-        for record, started in batch:
+        for item in batch:
+            record, started = item
             try:
-                rows.append(record_to_row(record, started, sqlite=self._sqlite))
+                rows.append((item, record_to_row(record, started, sqlite=self._sqlite)))
             except Exception:
                 logger.exception("request log record %s is malformed; dropped", record.request_id)
                 self.dropped += 1
         return rows
 
-    async def _write_one_by_one(self, rows: list[tuple[Any, ...]]) -> int:
-        written = 0
-        for row in rows:
-            try:
-                async with self._engine.begin() as connection:
-                    await connection.exec_driver_sql(self._insert_sql, row)
-                written += 1
-            except Exception:
-                logger.exception("request log row %s was refused; dropped", row[0])
-                self.dropped += 1
-        return written
+    async def _write_rows(
+        self, rows: list[tuple[_Item, tuple[Any, ...]]], done: set[int], offset: int = 0
+    ) -> None:
+        """Insert ``rows``, halving a refused batch until each refused row stands alone; adds the
+        indexes of rows written or dropped to ``done``. Raises when the database is not answering."""
+        if not rows:
+            return
+        try:
+            async with self._engine.begin() as connection:
+                await connection.exec_driver_sql(self._insert_sql, [row for _, row in rows])
+        except Exception as error:
+            if len(rows) > 1:
+                middle = len(rows) // 2
+                await self._write_rows(rows[:middle], done, offset)
+                await self._write_rows(rows[middle:], done, offset + middle)
+                return
+            if not await self._database_answers():
+                raise
+            logger.error("request log row %s was refused; dropped: %s", rows[0][1][0], error)
+            self.dropped += 1
+        else:
+            self.written += len(rows)
+        done.update(range(offset, offset + len(rows)))
+
+    async def _database_answers(self) -> bool:
+        """Whether the database takes a plain row (inserted, then rolled back): if it does, a row
+        refused alone is that row's fault; if not, the database or the table is what fails."""
+        probe = dict.fromkeys(_COLUMNS)
+        probe.update(id="probe", time=datetime.now(UTC), method="GET", endpoint="/", status=0, latency_ms=0.0)
+        try:
+            async with self._engine.connect() as connection, connection.begin() as transaction:
+                await connection.execute(insert(RequestLogRow).values(**probe))
+                await transaction.rollback()
+        except Exception:
+            return False
+        return True
+
+
+_Item = tuple[RequestRecord, float]

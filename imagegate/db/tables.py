@@ -94,6 +94,8 @@ class GroupRow(Base):
     models: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # "url" or "b64_json": what the group's keys get when a request does not say (None: config's).
+    response_format: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class ApiKeyRow(Base):
@@ -120,6 +122,8 @@ class ApiKeyRow(Base):
     rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
     ip_allowlist: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    # The key's default response format (None: its group's, else config's).
+    response_format: Mapped[str | None] = mapped_column(String(16), nullable=True)
     # An admin key may use the admin API and the console's admin pages (besides /v1).
     admin: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
@@ -131,12 +135,50 @@ class LedgerRow(Base):
 
     __tablename__ = "ledger"
 
+    # One row of each kind per request: a retried or ambiguous commit of a settle can never
+    # apply twice. Grants have no request id (NULLs are distinct in a unique index).
+    __table_args__ = (Index("uq_ledger_request_id_kind", "request_id", "kind", unique=True),)
+
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), index=True)
-    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     kind: Mapped[str] = mapped_column(String(16))
     amount_micros: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OpenHoldRow(Base):
+    """A hold not yet settled or released, with the process that owns it.
+
+    Whoever deletes the row (the owner's settle or release, or the stale-hold reaper when the
+    owner's lease ran out) applies the money move, in the same transaction: exactly once. The
+    request's model and endpoint are kept so a reaped hold can still get its request-log row.
+    """
+
+    __tablename__ = "ledger_holds"
+
+    # No secondary indexes: the table holds only requests in flight, and every hold and settle
+    # would pay to maintain them; the reaper's scans of it are small.
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    amount_micros: Mapped[int] = mapped_column(BigInteger)
+    # None: taken before holds had owners; released by the first reaper.
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    endpoint: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class LeaseRow(Base):
+    """A live process that owns holds: it pushes ``expires_at`` forward while it runs."""
+
+    __tablename__ = "ledger_leases"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class ModelPriceRow(Base):

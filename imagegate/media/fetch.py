@@ -63,7 +63,9 @@ class SafeFetcher:
     """Fetches remote images under SPEC §8: http(s) only, public addresses only, bounded.
 
     ``is_allowed`` replaces :func:`is_public_address` as the address rule (tests use it to admit
-    one loopback address); ``allow_private=True`` admits every address.
+    one loopback address); ``allow_private=True`` admits every address. ``resolver`` is where names
+    are looked up (default: the system's); whatever it answers passes the address rule before a
+    connection is made, so tests can stand in a resolver that lies.
 
     >>> fetcher = SafeFetcher(allow_private=False, timeout_s=10, max_bytes=50 << 20, max_redirects=3)
     >>> data = await fetcher.fetch("https://example.com/cat.png", param="image_url")  # doctest: +SKIP
@@ -77,6 +79,7 @@ class SafeFetcher:
         max_bytes: int,
         max_redirects: int,
         is_allowed: AddressPredicate | None = None,
+        resolver: AbstractResolver | None = None,
     ) -> None:
         self._is_allowed: AddressPredicate = (
             _allow_all if allow_private else (is_allowed or is_public_address)
@@ -84,6 +87,7 @@ class SafeFetcher:
         self._timeout_s = timeout_s
         self._max_bytes = max_bytes
         self._max_redirects = max_redirects
+        self._resolver = resolver
         # Created on first use: a ClientSession wants a running event loop, the app factory has none.
         self._session: aiohttp.ClientSession | None = None
 
@@ -157,7 +161,8 @@ class SafeFetcher:
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(resolver=_GuardedResolver(DefaultResolver(), self._is_allowed))
+            inner = self._resolver or DefaultResolver()
+            connector = aiohttp.TCPConnector(resolver=_GuardedResolver(inner, self._is_allowed))
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 trust_env=False,  # a proxy would connect on our behalf, past the resolver check

@@ -19,6 +19,31 @@ _PIL_FORMATS: dict[ImageFormat, str] = {"png": "PNG", "jpeg": "JPEG", "webp": "W
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError)
 
 
+def probe_input_image(data: bytes, *, param: str, max_bytes: int, max_pixels: int) -> tuple[int, int]:
+    """(width, height) of a client image from its header alone, within the per-image limits.
+
+    Cheap (no pixel is decoded), so a request's images can all be measured against its pixel
+    budget before any of them is decoded.
+    """
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(
+            f"{param} is larger than the {_megabytes(max_bytes)} MB limit per image", param=param
+        )
+    fmt = sniff_format(data[:16])
+    if fmt is None:
+        raise _invalid_image(param, "is not a supported image; PNG, JPEG or WebP are accepted")
+    try:
+        with Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]]) as img:
+            width, height = img.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _too_many_pixels(param, None, None, max_pixels) from exc
+    except _DECODE_ERRORS as exc:
+        raise _invalid_image(param, f"could not be decoded as {fmt.upper()} (truncated or corrupt)") from exc
+    if width * height > max_pixels:
+        raise _too_many_pixels(param, width, height, max_pixels)
+    return width, height
+
+
 def load_input_image(data: bytes, *, param: str, max_bytes: int, max_pixels: int) -> InputImage:
     """Check that ``data`` is a whole PNG, JPEG or WebP image within the limits, and describe it.
 

@@ -5,12 +5,12 @@ Sync on purpose: encoding is CPU work, so callers run these in a worker thread.
 
 from __future__ import annotations
 
-import asyncio
 import io
 
 from PIL import Image
 
 from imagegate.domain import ImageBlob, ImageFormat, sniff_format
+from imagegate.media.work import run_sized_work
 
 _PIL_FORMATS: dict[ImageFormat, str] = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 _DEFAULT_QUALITY = 95
@@ -106,7 +106,7 @@ HEADER_BYTES = 64 * 1024
 async def measured_size(blob: ImageBlob) -> str | None:
     """The image's real ``WxH`` from its header (decoding only that much base64), or None."""
     try:
-        width, height = await asyncio.to_thread(image_dimensions, blob.head(HEADER_BYTES))
+        width, height = await run_sized_work(HEADER_BYTES, image_dimensions, blob.head(HEADER_BYTES))
     except ValueError:
         return None  # not an image: the gateway's format check reports it
     return f"{width}x{height}"

@@ -31,6 +31,8 @@ from imagegate.domain import (
     Usage,
 )
 from imagegate.errors import InvalidRequest
+from imagegate.media.sizes import parse_size
+from imagegate.media.work import run_image_work
 from imagegate.providers import demo_render
 from imagegate.providers.base import Provider
 
@@ -41,14 +43,6 @@ OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160}
 _EDIT_LONG_SIDE = (512, 3840)
 
 Render = Callable[[int], Image.Image]
-
-
-def parse_size(size: str) -> tuple[int, int] | None:
-    """``"WxH"`` as a pair; ``None`` for ``"auto"`` (the caller has already validated it)."""
-    if size == "auto":
-        return None
-    width, _, height = size.lower().partition("x")
-    return int(width), int(height)
 
 
 def edit_auto_size(width: int, height: int) -> tuple[int, int]:
@@ -134,15 +128,18 @@ async def _produce(
     def encode_preview(first: Image.Image, step: int, steps: int) -> bytes:
         return demo_render.encode(demo_render.preview(first, step, steps), output_format, compression)
 
-    first = await asyncio.to_thread(render, 0)
+    # An edit's render decodes the client's images: heavy work, queued in the bounded pool so
+    # it cannot delay small requests.
+    run = run_image_work if request.images else asyncio.to_thread
+    first = await run(render, 0)
     if request.stream and request.partial_images > 0:
         steps = request.partial_images
         for step in range(steps):
-            preview = await asyncio.to_thread(encode_preview, first, step, steps)
+            preview = await run(encode_preview, first, step, steps)
             yield PartialImage(index=step, image=ImageBlob(raw=preview), size=size_text)
-    blobs = [await asyncio.to_thread(demo_render.encode, first, output_format, compression)]
+    blobs = [await run(demo_render.encode, first, output_format, compression)]
     for index in range(1, request.n):
-        blobs.append(await asyncio.to_thread(render_encoded, index))
+        blobs.append(await run(render_encoded, index))
     quality = request.quality if request.quality and request.quality in OUTPUT_TOKENS else "medium"
     yield ImageResult(
         images=[GeneratedImage(blob=ImageBlob(raw=raw), revised_prompt=request.prompt) for raw in blobs],

@@ -53,6 +53,7 @@ class ModelSpec:
     max_n: int
     image_model: str | None = None
     price: dict[str, Any] | None = None
+    size_policy: Literal["strict", "nearest"] = "strict"
 
 
 @dataclass(slots=True)
@@ -110,6 +111,7 @@ class Catalog:
             max_n=config.max_n or (1 if name.startswith("dall-e-3") else 10),
             image_model=config.image_model,
             price=config.price,
+            size_policy=config.size_policy,
         )
 
     def model(self, name: str) -> ModelSpec:

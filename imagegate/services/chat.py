@@ -1,64 +1,72 @@
 """Chat-image models: a chat face on an image model (SPEC §4).
 
-A conversation becomes one image request (generation or edit) run by the image service; the
-images come back as Markdown in an assistant message, streamed as chunks or not.
+The translator turns a conversation into one :class:`~imagegate.domain.ImageRequest`
+(a generation, or an edit of the conversation's latest image) for the generation pipeline, and
+the pipeline's result into the assistant's reply. Wire shapes stay in ``api``.
+
+    request = translator.image_request(call, principal)
+    generated = await pipeline.generate(request, principal, record, hosted=True)
+    reply = chat_reply(generated)
 """
 
 from __future__ import annotations
 
-import dataclasses
-import secrets
-import time
-from collections.abc import AsyncIterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from imagegate.api.chat_protocol import ChatCompletionBody
-from imagegate.domain import ImageRequest, ImageResult, Principal, Usage
+from imagegate.domain import ChatCall, Generated, ImageRequest, Principal, Usage
 from imagegate.errors import InvalidRequest, PermissionDenied, UpstreamFailed
-from imagegate.media.sizes import check_size
+from imagegate.providers.registry import Catalog
 from imagegate.services.chat_prompt import read_conversation
-from imagegate.services.images import ImageService
-from imagegate.services.inputs import InputLoader
+from imagegate.services.generation import fit_size
 
 # Image fields a client may set through `metadata` (the seeds use size and quality).
 _METADATA_FIELDS = ("size", "quality", "background", "output_format", "output_compression", "moderation", "n")
 
 
-@dataclasses.dataclass
-class ChatImageReply:
+@dataclass(slots=True)
+class ChatReply:
+    """The assistant's answer: its Markdown, the image URLs in it, and the image model's usage."""
+
     content: str
+    image_urls: list[str]
     usage: Usage | None
 
 
-class ChatImageService:
-    def __init__(self, images: ImageService, inputs: InputLoader) -> None:
-        self.images = images
-        self.inputs = inputs
+class ChatTranslator:
+    def __init__(self, catalog: Callable[[], Catalog], public_url: str) -> None:
+        self._catalog = catalog
+        self.own_files = f"{public_url}/files/"
 
-    async def build_request(self, body: ChatCompletionBody, principal: Principal) -> ImageRequest:
-        spec = self.images.catalog.chat_model(body.model)
+    def image_request(self, call: ChatCall, principal: Principal) -> ImageRequest:
+        """The image request a conversation asks for (its images are read by the pipeline)."""
+        catalog = self._catalog()
+        spec = catalog.chat_model(call.model)
         if not principal.may_use(spec.name):
             raise PermissionDenied(f"This API key may not use the model '{spec.name}'.", param="model")
         assert spec.image_model is not None
-        image_spec = self.images.catalog.image_model(spec.image_model)
-        job = read_conversation(body.messages, f"{self.images.public_url}/files/")
-        metadata = {
-            k: v for k, v in (body.metadata or {}).items() if k in _METADATA_FIELDS and v not in (None, "")
-        }
+        image_spec = catalog.image_model(spec.image_model)
+        job = read_conversation(call.turns, self.own_files)
+        metadata = {k: v for k, v in call.metadata.items() if k in _METADATA_FIELDS and v not in (None, "")}
         size = job.size or str(metadata.pop("size", "auto"))
         metadata.pop("size", None)
-        check_size(size, image_spec.sizes, model=body.model, param="size" if job.size else "metadata.size")
-        request = ImageRequest(
+        # Either model may ask for the nearest size: the chat face or the image model behind it.
+        policy = "nearest" if "nearest" in (spec.size_policy, image_spec.size_policy) else "strict"
+        param = "size" if job.size else "metadata.size"
+        size = fit_size(size, image_spec.sizes, policy, model=call.model, param=param)
+        return ImageRequest(
             operation="edit" if job.images else "generate",
             model=image_spec.name,
+            via_model=spec.name,
             prompt=job.prompt,
-            n=body.n or _int(metadata.pop("n", 1), "metadata.n"),
+            n=call.n or _int(metadata.pop("n", 1), "metadata.n"),
             size=size,
             quality=_choice(
                 metadata.get("quality"), ("low", "medium", "high", "auto", "standard", "hd"), "quality"
             ),
             background=_choice(metadata.get("background"), ("transparent", "opaque", "auto"), "background"),
-            output_format=_choice(metadata.get("output_format"), ("png", "jpeg", "webp"), "output_format"),  # type: ignore[arg-type]
+            output_format=_choice(metadata.get("output_format"), ("png", "jpeg", "webp"), "output_format"),
             output_compression=(
                 _int(metadata["output_compression"], "metadata.output_compression", 0, 100)
                 if "output_compression" in metadata
@@ -66,70 +74,19 @@ class ChatImageService:
             ),
             moderation=_choice(metadata.get("moderation"), ("auto", "low"), "moderation"),
             response_format="url",
-            user=body.user,
+            user=call.user,
+            sources=job.images,
         )
-        if job.images:
-            request.images, request.mask = await self.inputs.load_edit_inputs(job.images, None)
-        return request
-
-    async def events(self, request: ImageRequest, principal: Principal) -> AsyncIterator[ImageResult]:
-        # The chat model's permission was checked; the image model it is bound to comes with it.
-        inner = dataclasses.replace(principal, models=None)
-        async for event in self.images.events(request, inner):
-            if isinstance(event, ImageResult):
-                yield event
-
-    async def reply(self, request: ImageRequest, result: ImageResult) -> ChatImageReply:
-        body = await self.images.render_response(request, result)
-        urls = [item["url"] for item in body["data"] if "url" in item]
-        if not urls:
-            raise UpstreamFailed("The image model returned no image.", code="upstream_bad_response")
-        content = "\n\n".join(f"![image]({url})" for url in urls)
-        return ChatImageReply(content=content, usage=result.usage)
 
 
-def completion_id() -> str:
-    return "chatcmpl-" + secrets.token_hex(12)
-
-
-def usage_wire(usage: Usage | None) -> dict[str, Any]:
-    usage = usage or Usage()
-    return {
-        "prompt_tokens": usage.input_tokens,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0, "image_tokens": usage.image_tokens},
-    }
-
-
-def completion_body(cid: str, model: str, reply: ChatImageReply) -> dict[str, Any]:
-    return {
-        "id": cid,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": reply.content, "refusal": None},
-                "logprobs": None,
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": usage_wire(reply.usage),
-    }
-
-
-def chunk_body(
-    cid: str, model: str, created: int, delta: dict[str, Any], finish: str | None
-) -> dict[str, Any]:
-    return {
-        "id": cid,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-    }
+def chat_reply(generated: Generated) -> ChatReply:
+    """The assistant's Markdown: one ``![image](URL)`` per hosted image."""
+    urls = [image.url for image in generated.images if image.url is not None]
+    if not urls:
+        raise UpstreamFailed("The image model returned no image.", code="upstream_bad_response")
+    return ChatReply(
+        content="\n\n".join(f"![image]({url})" for url in urls), image_urls=urls, usage=generated.usage
+    )
 
 
 def _choice(value: Any, allowed: tuple[str, ...], name: str) -> Any:

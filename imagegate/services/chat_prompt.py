@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from imagegate.api.chat_protocol import ChatMessage
-from imagegate.domain import ImageSource
+from imagegate.domain import ChatTurn, ImageSource
 from imagegate.errors import InvalidRequest
 from imagegate.media.links import image_links
 
@@ -37,25 +36,16 @@ def split_size_prefix(text: str) -> tuple[str | None, str]:
     return size, rest
 
 
-def _text_of(message: ChatMessage) -> str:
-    if isinstance(message.content, str):
-        return message.content
-    return "\n".join(part.text for part in message.content or [] if part.type == "text" and part.text)
-
-
-def _images_of(message: ChatMessage, index: int) -> list[ImageSource]:
-    if not isinstance(message.content, list):
-        return []
+def _images_of(message: ChatTurn, index: int) -> list[ImageSource]:
     return [
-        ImageSource(param=f"messages[{index}].content[{part_index}].image_url.url", url=part.image_url.url)
-        for part_index, part in enumerate(message.content)
-        if part.type == "image_url" and part.image_url is not None
+        ImageSource(param=f"messages[{index}].content[{part_index}].image_url.url", url=url)
+        for part_index, url in message.images
     ]
 
 
-def _produced_images(message: ChatMessage, index: int, own_prefix: str) -> list[ImageSource]:
+def _produced_images(message: ChatTurn, index: int, own_prefix: str) -> list[ImageSource]:
     """Images this gateway produced in an earlier assistant message (only its own URLs)."""
-    text = _text_of(message)
+    text = message.text
     return [
         ImageSource(param=f"messages[{index}].content", url=url)
         for url in image_links(text)
@@ -63,7 +53,7 @@ def _produced_images(message: ChatMessage, index: int, own_prefix: str) -> list[
     ]
 
 
-def read_conversation(messages: list[ChatMessage], own_files_prefix: str) -> ChatImageJob:
+def read_conversation(messages: list[ChatTurn], own_files_prefix: str) -> ChatImageJob:
     """The job a conversation asks for (SPEC §4).
 
     The prompt is the last user message's text. Its images make an edit; without any, the most
@@ -73,7 +63,7 @@ def read_conversation(messages: list[ChatMessage], own_files_prefix: str) -> Cha
     last_user = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].role == "user"), None)
     if last_user is None:
         raise InvalidRequest("The conversation needs a user message with the prompt.", param="messages")
-    size, prompt = split_size_prefix(_text_of(messages[last_user]))
+    size, prompt = split_size_prefix(messages[last_user].text)
     if not prompt:
         raise InvalidRequest(
             "The last user message has no text: it is the image prompt.",

@@ -12,7 +12,7 @@ Once an event has been yielded, bytes may have reached the client, so errors are
 Usage::
 
     router = ChannelRouter(catalog, ChannelHealth.from_settings(settings), max_attempts=3)
-    async for channel, event in router.run(request):
+    async for channel, event in router.run(request, record):
         ...
 """
 
@@ -34,7 +34,7 @@ from imagegate.errors import (
     UpstreamRejected,
     UpstreamTimeout,
 )
-from imagegate.observability import current_record, note
+from imagegate.observability import RequestRecord
 from imagegate.providers.registry import Catalog, Channel
 from imagegate.services.channel_health import Availability, ChannelHealth, Lease
 from imagegate.settings import Settings
@@ -79,7 +79,10 @@ class ChannelRouter:
     def from_settings(cls, catalog: Catalog, settings: Settings) -> ChannelRouter:
         return cls(catalog, ChannelHealth.from_settings(settings), max_attempts=settings.route_max_attempts)
 
-    async def run(self, request: ImageRequest) -> AsyncIterator[tuple[Channel, ProviderEvent]]:
+    async def run(
+        self, request: ImageRequest, record: RequestRecord | None = None
+    ) -> AsyncIterator[tuple[Channel, ProviderEvent]]:
+        """The events of the first channel that delivers; each attempt is added to ``record``."""
         channels = self.catalog.channels_for(request.model)
         if not channels:
             raise NoHealthyChannel(f"No channel serves the model '{request.model}'.")
@@ -92,7 +95,8 @@ class ChannelRouter:
             channel, lease = picked
             tried.add(channel.name)
             upstream_model = channel.config.upstream_model(request.model)
-            note(channel=channel.name, upstream_model=upstream_model)
+            if record is not None:
+                record.channel, record.upstream_model = channel.name, upstream_model
             started = time.monotonic()
             yielded = False
             events = channel.provider.run(request, upstream_model)
@@ -100,7 +104,7 @@ class ChannelRouter:
                 async for event in events:
                     if isinstance(event, ImageResult):
                         lease.succeed()
-                        _record_attempt(channel, None, started)
+                        _record_attempt(record, channel, None, started)
                     yielded = True
                     yield channel, event
                     del event  # one multi-megabyte event held at a time
@@ -111,7 +115,7 @@ class ChannelRouter:
                     )
                 return
             except GatewayError as error:
-                _record_attempt(channel, error.code or error.type, started)
+                _record_attempt(record, channel, error.code or error.type, started)
                 if not self._settle(lease, error) or yielded:
                     raise
                 last_error = error
@@ -180,8 +184,9 @@ class ChannelRouter:
         return f"No healthy channel for the model '{model}' right now: {'; '.join(reasons)}."
 
 
-def _record_attempt(channel: Channel, error: str | None, started: float) -> None:
-    record = current_record()
+def _record_attempt(
+    record: RequestRecord | None, channel: Channel, error: str | None, started: float
+) -> None:
     if record is not None:
         ms = round((time.monotonic() - started) * 1000, 1)
         record.attempts.append({"channel": channel.name, "error": error, "ms": ms})

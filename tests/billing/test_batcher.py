@@ -162,13 +162,14 @@ async def test_drain_writes_everything_queued_before_shutdown(engine: AsyncEngin
 async def test_one_bad_operation_fails_only_its_own_future(engine: AsyncEngine) -> None:
     key, _ = await KeyStore(engine).create("k", quota_usd="1")
     ledger = Ledger(engine)
+    await ledger.hold(key.id, "req_dup", 50_000)
     good = ledger.batcher.submit_hold(HoldOp(key.id, "req_good", 100_000))
-    # A release for a key that does not exist: its ledger row breaks the foreign key.
-    bad = ledger.batcher.submit_move(MoveOp("key_missing", "req_bad", 5, (("release", 5),)))
+    # A second hold under a request id already held: the unique keys refuse it.
+    bad = ledger.batcher.submit_hold(HoldOp(key.id, "req_dup", 7_000))
     assert await good is None
     with pytest.raises(DBAPIError):
         await bad
-    await assert_invariant(ledger, key.id, 900_000)
+    await assert_invariant(ledger, key.id, 850_000)
 
 
 async def test_a_failing_batch_fails_every_future_and_changes_nothing(engine: AsyncEngine) -> None:
@@ -190,3 +191,15 @@ async def test_a_failing_batch_fails_every_future_and_changes_nothing(engine: As
     await assert_invariant(ledger, key.id, 900_000)
     with pytest.raises(RateLimited):
         await ledger.hold(key.id, "req_big", 900_001)
+
+
+async def test_one_hold_closes_once_even_when_asked_twice_in_one_batch(engine: AsyncEngine) -> None:
+    key, _ = await KeyStore(engine).create("k", quota_usd="1")
+    ledger = Ledger(engine)
+    await ledger.hold(key.id, "req_1", 100_000)
+    settle = (("release", 100_000), ("charge", -30_000))
+    first = ledger.batcher.submit_move(MoveOp(key.id, "req_1", 70_000, settle))
+    again = ledger.batcher.submit_move(MoveOp(key.id, "req_1", 100_000, (("release", 100_000),)))
+    assert await asyncio.gather(first, again) == [True, False]
+    assert await kinds(ledger, "req_1") == [("hold", -100_000), ("release", 100_000), ("charge", -30_000)]
+    await assert_invariant(ledger, key.id, 970_000)

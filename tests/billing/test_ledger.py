@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -28,7 +27,7 @@ async def test_hold_then_settle_charges_exactly_the_actual_cost(engine: AsyncEng
     ledger = Ledger(engine)
     hold = await ledger.hold(key.id, "req_1", 300_000)
     await assert_invariant(ledger, key.id, 700_000)
-    assert await ledger.settle(hold, 120_000) == 180_000
+    assert await ledger.settle(hold, 120_000) == 120_000  # what was charged
     await assert_invariant(ledger, key.id, 880_000)
     kinds = [(e.kind, e.amount_micros) for e in await ledger.entries(key.id)]
     assert kinds == [("grant", 1_000_000), ("hold", -300_000), ("release", 300_000), ("charge", -120_000)]
@@ -62,7 +61,7 @@ async def test_a_charge_above_the_hold_is_capped(engine: AsyncEngine) -> None:
     key, _ = await KeyStore(engine).create("k", quota_usd="1")
     ledger = Ledger(engine)
     hold = await ledger.hold(key.id, "req_1", 100)
-    assert await ledger.settle(hold, 1_000) == 0
+    assert await ledger.settle(hold, 1_000) == 100
     await assert_invariant(ledger, key.id, 1_000_000 - 100)
 
 
@@ -105,15 +104,3 @@ async def test_concurrent_holds_never_overdraw(engine: AsyncEngine, database_url
         await other.dispose()
     assert results.count(True) == 5
     await assert_invariant(Ledger(engine), key.id, 0)
-
-
-async def test_stale_holds_are_released(engine: AsyncEngine) -> None:
-    key, _ = await KeyStore(engine).create("k", quota_usd="1")
-    ledger = Ledger(engine)
-    await ledger.hold(key.id, "req_lost", 400_000)  # its process "died": never settled
-    settled = await ledger.hold(key.id, "req_done", 100_000)
-    await ledger.settle(settled, 100_000)
-    assert await ledger.release_stale(timedelta(hours=1)) == 0
-    assert await ledger.release_stale(timedelta(seconds=-1)) == 1
-    assert await ledger.release_stale(timedelta(seconds=-1)) == 0
-    await assert_invariant(ledger, key.id, 900_000)

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from imagegate.billing.money import format_usd, to_micros
 from imagegate.billing.price import parse_price
 from imagegate.billing.prices import PriceBook
 from imagegate.domain import GeneratedImage, ImageRequest, ImageResult, InputImage, Usage
+from imagegate.money import format_usd, to_micros
 
 
 def request(model: str = "gpt-image-1", **fields: Any) -> ImageRequest:
@@ -90,6 +90,10 @@ def test_defaults_config_and_unpriced_models() -> None:
         {"per_image": {"1024x1024/ultra": 1}},
         {"per_image": {"default": "cheap"}},
         {"per_minute": 1},
+        {"per_image": {"\uff11\uff10\uff12\uff14x\uff11\uff10\uff12\uff14": 1}},  # full-width digits
+        {"per_image": {"1024x1024\n/high": 1}},
+        {"per_image": {"default": "1e30"}},
+        {"per_token": {"image_out": "0.0000000000001"}},
     ],
 )
 def test_bad_prices_are_refused(data: Any) -> None:

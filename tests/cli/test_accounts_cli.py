@@ -15,7 +15,8 @@ from imagegate.db.engine import create_engine
 from imagegate.db.key_values import ApiKey
 from imagegate.db.keys import KeyStore
 from imagegate.db.request_logs import RequestLogWriter
-from imagegate.observability import RequestRecord, new_request_id
+from imagegate.domain import new_request_id
+from imagegate.observability import RequestRecord
 from imagegate.settings import load_settings
 
 
@@ -161,3 +162,25 @@ def test_usage_prints_a_per_key_and_model_summary(capsys: pytest.CaptureFixture[
 
     lines = run(capsys, "usage", "--key", "key_b").splitlines()
     assert lines[1].split() == ["key_b", "demo", "2", "1", "2", "10", "14", "9.000000"]
+
+
+def test_default_response_formats_of_keys_and_groups(capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "groups", "create", "webui", "--response-format", "b64_json")
+    out = run(capsys, "keys", "create", "--name", "own", "--group", "webui", "--response-format", "url")
+    assert "response_format url" in out
+    key = authenticate(out.strip().splitlines()[-1])
+    assert key is not None and key.group is not None
+    assert (key.response_format, key.group.response_format, key.effective_response_format) == (
+        "url",
+        "b64_json",
+        "url",
+    )
+    inherits = authenticate(run(capsys, "keys", "create", "--name", "m", "--group", "webui").split()[-1])
+    assert inherits is not None and inherits.effective_response_format == "b64_json"
+
+    run(capsys, "groups", "update", "webui", "--response-format", "default")
+    cleared = authenticate(run(capsys, "keys", "create", "--name", "n", "--group", "webui").split()[-1])
+    assert cleared is not None and cleared.effective_response_format is None
+    with pytest.raises(SystemExit) as refused:
+        main(["keys", "create", "--name", "x", "--response-format", "png"])
+    assert refused.value.code == 2 and "invalid choice: 'png'" in capsys.readouterr().err

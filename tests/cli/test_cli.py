@@ -156,17 +156,22 @@ def test_serve_creates_a_first_key_only_when_needed(data_dir: Path) -> None:
 def test_serve_passes_options_to_uvicorn(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[tuple[str, dict[str, Any]]] = []
-    monkeypatch.setattr("uvicorn.run", lambda app, **options: calls.append((app, options)))
+    from imagegate.server import run
+
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setitem(run.RUNNERS, "uvicorn", lambda *args: calls.append(args) or 0)
     for variable in ("IMAGEGATE_HOST", "IMAGEGATE_PORT"):
         monkeypatch.setenv(variable, "placeholder")  # so the values serve exports are undone later
 
     assert main(["serve", "--host", "0.0.0.0", "--port", "9123", "--workers", "3"]) == 0
 
-    ((app, options),) = calls
-    assert app == "imagegate.app:create_app_from_env"
-    assert options["factory"] is True
-    assert (options["host"], options["port"], options["workers"]) == ("0.0.0.0", 9123, 3)
+    ((app, settings, limits, workers),) = calls
+    assert app == "imagegate.cli.serve:served_app"
+    config = run.uvicorn_config(app, settings, limits, workers)
+    assert config.factory is True
+    assert (config.host, config.port, config.workers) == ("0.0.0.0", 9123, 3)
+    assert config.proxy_headers is False  # forwarded headers: IMAGEGATE_TRUSTED_PROXIES only
+    assert config.timeout_graceful_shutdown == 30
     assert os.environ["IMAGEGATE_HOST"] == "0.0.0.0" and os.environ["IMAGEGATE_PORT"] == "9123"
     secret = capsys.readouterr().out.split("shown only this once:")[1].split()[0]
     assert authenticate(secret) is not None

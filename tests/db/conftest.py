@@ -3,7 +3,8 @@
 ``database_url`` is an empty database, fresh per test module: a SQLite file, or a
 ``imagegate_test_<hex>`` database created on the PostgreSQL server named by
 ``IMAGEGATE_TEST_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``) and
-dropped afterwards. The PostgreSQL case skips when that server cannot be reached.
+dropped afterwards. The PostgreSQL case skips when that server cannot be reached (and fails under
+CI=true: see ``tests.conftest.service_missing``).
 
 ``engine`` is that database migrated to head, emptied again after each test.
 """
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from imagegate.db import migrate
 from imagegate.db.engine import create_engine
 from imagegate.db.tables import metadata
+from tests.conftest import service_missing
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "IMAGEGATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -43,7 +45,7 @@ def _create_postgres_database() -> str:
     try:
         asyncio.run(_admin_execute(f'CREATE DATABASE "{name}"'))
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_DSN}: {exc}")
+        service_missing(f"PostgreSQL not reachable at {POSTGRES_ADMIN_DSN}: {exc}")
     return name
 
 

@@ -54,6 +54,9 @@ async def test_a_group_with_keys_cannot_be_deleted(engine: AsyncEngine) -> None:
         {"name": "x", "price_multiplier": "-1"},
         {"name": "x", "price_multiplier": "abc"},
         {"name": "x", "price_multiplier": "NaN"},
+        {"name": "x", "price_multiplier": "1e30"},
+        {"name": "x", "price_multiplier": "1e-40"},  # longer than the stored text's 32 characters
+        {"name": "x", "price_multiplier": "0.1234567"},
         {"name": "x", "rpm": 0},
         {"name": "x", "models": [" "]},
     ],

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate.billing.ledger import Ledger
 from imagegate.db.groups import GroupStore
-from imagegate.db.keys import KeyStore
+from imagegate.db.keys import MAX_QUOTA_USD, KeyStore, QuotaCeiling
 
 
 async def money(engine: AsyncEngine, key_id: str) -> tuple[int | None, int]:
@@ -91,6 +91,9 @@ async def test_update_plain_fields_and_group(engine: AsyncEngine) -> None:
         {"group": "no-such-group"},
         {"quota_usd": "-1"},
         {"quota_usd": "lots"},
+        {"quota_usd": "1e30"},  # would overflow the 64-bit micro-USD columns
+        {"quota_usd": "1e1000000"},
+        {"quota_usd": "1000000000.000001"},
         {"ip_allowlist": ["300.1.1.1"]},
         {"ip_allowlist": []},
         {"expires_at": datetime(2030, 1, 1)},
@@ -106,3 +109,14 @@ async def test_bad_key_fields_are_refused(engine: AsyncEngine, fields: dict[str,
         await store.update(key.id, **fields)
     with pytest.raises(ValueError):
         await store.update(key.id, colour="blue")
+
+
+async def test_a_top_up_cannot_lift_the_quota_past_its_ceiling(engine: AsyncEngine) -> None:
+    store = KeyStore(engine)
+    key, _ = await store.create("rich", quota_usd=MAX_QUOTA_USD - 1)
+    with pytest.raises(QuotaCeiling):
+        await store.update(key.id, add_quota_usd="1.000001")
+    unchanged = await store.get(key.id)
+    assert unchanged is not None and unchanged.quota_usd == unchanged.balance_usd == MAX_QUOTA_USD - 1
+    topped = await store.update(key.id, add_quota_usd="1")
+    assert topped is not None and topped.quota_usd == MAX_QUOTA_USD

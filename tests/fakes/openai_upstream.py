@@ -104,6 +104,12 @@ class FakeOpenAIUpstream(LoopbackServer):
         self.stream_error: dict[str, Any] | None = None
         #: Put this revised_prompt on each image (dall-e-3 style).
         self.revised_prompt: str | None = None
+        #: Make images of this size ("WxH") whatever was asked.
+        self.made_size: str | None = None
+        #: Answer with these bytes as every image, whatever they are (broken upstreams).
+        self.image_bytes: bytes | None = None
+        #: Report this usage object instead of the one computed from the request.
+        self.usage: Any = None
         self._files: dict[str, tuple[bytes, str]] = {}
 
     @property
@@ -172,7 +178,7 @@ class FakeOpenAIUpstream(LoopbackServer):
             return web.json_response(self.fail_body, status=self.fail_status)
         if self.malformed:
             return web.Response(text='{"created": 1, "data": [', content_type="application/json")
-        size = str(body.get("size") or "auto")
+        size = self.made_size or str(body.get("size") or "auto")
         try:
             width, height = (1024, 1024) if size == "auto" else map(int, size.lower().split("x"))
         except ValueError:
@@ -194,7 +200,9 @@ class FakeOpenAIUpstream(LoopbackServer):
             "output_tokens": 272 * n,
             "total_tokens": text_tokens + image_tokens + 272 * n,
         }
-        images = [_render(width, height, fmt, transparent, i) for i in range(n)]
+        if self.usage is not None:
+            usage = self.usage
+        images = [self.image_bytes or _render(width, height, fmt, transparent, i) for i in range(n)]
         if body.get("stream") in (True, "true") and self.stream_supported:
             partials = range(int(body.get("partial_images") or 0))
             previews = [_render(width, height, fmt, transparent, 7 + i) for i in partials]

@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate.db.log_queries import LogFilter, decode_cursor, get_log, list_logs, usage
 from imagegate.db.request_logs import RequestLogRow, RequestLogWriter
+from imagegate.domain import new_request_id
 from imagegate.errors import InvalidRequest
-from imagegate.observability import RequestRecord, new_request_id
+from imagegate.observability import RequestRecord
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

@@ -22,7 +22,7 @@ from imagegate.errors import (
     UpstreamTimeout,
 )
 from imagegate.http import HttpClients
-from imagegate.observability import RequestRecord, start_record
+from imagegate.observability import RequestRecord
 from imagegate.providers.registry import Catalog
 from imagegate.services.channel_health import Breaker, ChannelHealth
 from imagegate.services.routing import ChannelRouter, failure_kind
@@ -85,9 +85,8 @@ def request(**fields: Any) -> ImageRequest:
 async def run(router: ChannelRouter, req: ImageRequest | None = None) -> tuple[str, RequestRecord]:
     """Run a request to its result inside a request record; the serving channel and the record."""
     record = RequestRecord(request_id="req_test", method="POST", endpoint="/v1/images/generations")
-    start_record(record)
     served = None
-    async for chosen, event in router.run(req or request()):
+    async for chosen, event in router.run(req or request(), record):
         if isinstance(event, ImageResult):
             served = chosen.name
     assert served is not None

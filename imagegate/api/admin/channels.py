@@ -26,6 +26,12 @@ from imagegate.settings import ProviderName
 router = admin_router(tags=["channels"])
 
 ChannelName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+# Bounds far past any real setting and inside the database's 32-bit integer columns, so a typo is a
+# 400 naming the field instead of an overflow in the database (or in the event loop's timer).
+Priority = Annotated[int, Field(ge=-1_000_000, le=1_000_000)]
+Weight = Annotated[int, Field(ge=1, le=1_000_000)]
+TimeoutS = Annotated[float, Field(gt=0, le=86_400)]
+MaxConcurrency = Annotated[int, Field(ge=1, le=1_000_000)]
 
 
 class ChannelUpdate(BaseModel):
@@ -39,10 +45,10 @@ class ChannelUpdate(BaseModel):
     api_key: str | None = None
     models: list[str] | None = None
     model_map: dict[str, str] | None = None
-    priority: int | None = None
-    weight: int | None = Field(default=None, ge=1)
-    timeout_s: float | None = Field(default=None, gt=0)
-    max_concurrency: int | None = Field(default=None, ge=1)
+    priority: Priority | None = None
+    weight: Weight | None = None
+    timeout_s: TimeoutS | None = None
+    max_concurrency: MaxConcurrency | None = None
     options: dict[str, Any] | None = None
 
 
@@ -57,10 +63,10 @@ class ChannelCreate(BaseModel):
     api_key: str = ""
     models: list[str] = Field(min_length=1)
     model_map: dict[str, str] = Field(default_factory=dict)
-    priority: int = 0
-    weight: int = Field(default=1, ge=1)
-    timeout_s: float = Field(default=300.0, gt=0)
-    max_concurrency: int | None = Field(default=None, ge=1)
+    priority: Priority = 0
+    weight: Weight = 1
+    timeout_s: TimeoutS = 300.0
+    max_concurrency: MaxConcurrency | None = None
     options: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BeforeValidator
 from starlette.requests import Request
 
 from imagegate.api.deps import principal
@@ -41,6 +42,16 @@ def admin_router(**options: Any) -> APIRouter:
     return APIRouter(prefix="/admin", dependencies=[Depends(require_admin)], **options)
 
 
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("cannot be null: leave the field out to keep its value")
+    return value
+
+
+#: For PATCH fields that may be left out but not cleared (a name, a flag): null is a 400 naming it.
+NotNull = BeforeValidator(_not_null)
+
+
 def utc(moment: datetime | None) -> datetime | None:
     """A query's time as aware UTC; a time without an offset is read as UTC."""
     if moment is None:
@@ -54,7 +65,9 @@ def not_found(what: str, ident: str) -> NotFound:
 
 def invalid(error: ValueError, param: str | None = None) -> InvalidRequest:
     """A store's ValueError (bad name, bad amount, …) as a 400 for the admin."""
-    return InvalidRequest(str(error).capitalize().rstrip(".") + ".", param=param)
+    text = str(error).rstrip(".")
+    # Upper-case the first letter only: str.capitalize() would also lower "USD" and names.
+    return InvalidRequest(text[:1].upper() + text[1:] + ".", param=param)
 
 
 def conflict(message: str, code: str) -> InvalidRequest:

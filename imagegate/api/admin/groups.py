@@ -11,13 +11,29 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from imagegate.api.admin.deps import admin_router, conflict, invalid, not_found
+from imagegate.api.admin.deps import NotNull, admin_router, conflict, invalid, not_found
 from imagegate.api.deps import gateway
-from imagegate.db.groups import Group, GroupExists, GroupInUse, GroupStore
+from imagegate.db.groups import (
+    MAX_MULTIPLIER,
+    MULTIPLIER_PLACES,
+    Group,
+    GroupExists,
+    GroupInUse,
+    GroupStore,
+)
+from imagegate.domain import ResponseFormat
 
 router = admin_router(tags=["groups"])
 
-Multiplier = Annotated[Decimal, Field(ge=0, description="prices of the group's keys are multiplied by this")]
+Multiplier = Annotated[
+    Decimal,
+    Field(
+        ge=0,
+        le=MAX_MULTIPLIER,
+        decimal_places=MULTIPLIER_PLACES,
+        description="prices of the group's keys are multiplied by this",
+    ),
+]
 
 
 class GroupCreate(BaseModel):
@@ -29,6 +45,8 @@ class GroupCreate(BaseModel):
     models: list[str] | None = None
     #: Default requests per minute for the group's keys; null: no limit.
     rpm: int | None = Field(default=None, ge=1)
+    #: For the group's requests that do not say (unless the key has its own); null: the gateway's.
+    response_format: ResponseFormat | None = None
 
 
 class GroupUpdate(BaseModel):
@@ -36,10 +54,11 @@ class GroupUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    price_multiplier: Multiplier | None = None
+    name: Annotated[str | None, NotNull] = Field(default=None, min_length=1, max_length=200)
+    price_multiplier: Annotated[Multiplier | None, NotNull] = None
     models: list[str] | None = None
     rpm: int | None = Field(default=None, ge=1)
+    response_format: ResponseFormat | None = None
 
 
 class GroupPublic(BaseModel):
@@ -50,6 +69,7 @@ class GroupPublic(BaseModel):
     models: list[str] | None
     rpm: int | None
     created_at: datetime
+    response_format: ResponseFormat | None = None
 
     @classmethod
     def from_domain(cls, group: Group) -> GroupPublic:
@@ -60,6 +80,7 @@ class GroupPublic(BaseModel):
             models=group.models,
             rpm=group.rpm,
             created_at=group.created_at,
+            response_format=group.response_format,
         )
 
 
@@ -85,7 +106,9 @@ async def find_group(store: GroupStore, ref: str) -> Group:
 @router.post("/groups", status_code=status.HTTP_201_CREATED, response_model=GroupPublic)
 async def create_group(request: Request, body: GroupCreate) -> GroupPublic:
     try:
-        group = await _store(request).create(body.name, body.price_multiplier, body.models, body.rpm)
+        group = await _store(request).create(
+            body.name, body.price_multiplier, body.models, body.rpm, response_format=body.response_format
+        )
     except GroupExists as exc:
         raise conflict(f"A group named '{body.name}' exists already.", "group_exists") from exc
     except ValueError as exc:

@@ -1,6 +1,7 @@
 """Client keys: ``/admin/keys`` CRUD. The secret is in the create response and nowhere else, ever.
 
-``PATCH`` changes limits (enabled, models, rpm, expiry, IP allowlist, group) and money:
+``PATCH`` changes limits (enabled, models, rpm, expiry, IP allowlist, group), the default
+``response_format`` and money:
 ``quota_usd`` sets the total quota, ``add_quota_usd`` tops a key up; both are ledger grants.
 ``DELETE`` revokes for good (the row stays, so its logs and ledger keep their key).
 """
@@ -15,15 +16,17 @@ from fastapi import Path, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
-from imagegate.api.admin.deps import admin_router, invalid, not_found
+from imagegate.api.admin.deps import NotNull, admin_router, invalid, not_found
 from imagegate.api.deps import gateway
-from imagegate.billing.money import format_usd
 from imagegate.db.key_values import ApiKey
-from imagegate.db.keys import KeyStore
+from imagegate.db.keys import MAX_QUOTA_USD, KeyStore, QuotaCeiling
+from imagegate.domain import ResponseFormat
+from imagegate.money import format_usd
 
 router = admin_router(tags=["keys"])
 
-Usd = Annotated[Decimal, Field(ge=0, description='US dollars, e.g. "25.00"')]
+# Bounded here so a typo like "1e30" is a 400 naming the field, not an overflow in the database.
+Usd = Annotated[Decimal, Field(ge=0, le=MAX_QUOTA_USD, description='US dollars, e.g. "25.00"')]
 
 
 class KeyCreate(BaseModel):
@@ -40,6 +43,8 @@ class KeyCreate(BaseModel):
     expires_at: AwareDatetime | None = None
     #: IPs or CIDR ranges the key may be used from; null: anywhere.
     ip_allowlist: list[str] | None = None
+    #: For requests that do not say; null: the group's default, else the gateway's.
+    response_format: ResponseFormat | None = None
     #: An admin key may use this admin API and the console's admin pages.
     admin: bool = False
 
@@ -49,17 +54,18 @@ class KeyUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    enabled: bool | None = None
+    name: Annotated[str | None, NotNull] = Field(default=None, min_length=1, max_length=200)
+    enabled: Annotated[bool | None, NotNull] = None
     group: str | None = None
     #: The new total quota (the balance moves by the difference); null: unlimited.
     quota_usd: Usd | None = None
     #: Added to a limited key's quota and balance.
-    add_quota_usd: Annotated[Decimal, Field(gt=0)] | None = None
+    add_quota_usd: Annotated[Decimal, Field(gt=0, le=MAX_QUOTA_USD)] | None = None
     models: list[str] | None = None
     rpm: int | None = Field(default=None, ge=1)
     expires_at: AwareDatetime | None = None
     ip_allowlist: list[str] | None = None
+    response_format: ResponseFormat | None = None
     admin: bool | None = None
 
 
@@ -82,6 +88,7 @@ class KeyPublic(BaseModel):
     active: bool
     created_at: datetime
     revoked_at: datetime | None
+    response_format: ResponseFormat | None = None
 
     @classmethod
     def from_domain(cls, key: ApiKey) -> KeyPublic:
@@ -103,6 +110,7 @@ class KeyPublic(BaseModel):
             active=key.active,
             created_at=key.created_at,
             revoked_at=key.revoked_at,
+            response_format=key.response_format,
         )
 
 
@@ -134,6 +142,7 @@ async def create_key(request: Request, body: KeyCreate) -> KeyCreated:
             rpm=body.rpm,
             expires_at=body.expires_at,
             ip_allowlist=body.ip_allowlist,
+            response_format=body.response_format,
             admin=body.admin,
         )
     except ValueError as exc:
@@ -158,6 +167,8 @@ async def get_key(request: Request, key_id: KeyId) -> KeyPublic:
 async def update_key(request: Request, key_id: KeyId, body: KeyUpdate) -> KeyPublic:
     try:
         key = await _store(request).update(key_id, **body.model_dump(exclude_unset=True))
+    except QuotaCeiling as exc:
+        raise invalid(exc, param="add_quota_usd") from exc  # only the store knows the current quota
     except ValueError as exc:
         raise invalid(exc) from exc
     if key is None:

@@ -11,8 +11,8 @@ from starlette.requests import Request
 
 from imagegate.api.admin.deps import admin_router, not_found, utc
 from imagegate.api.deps import gateway
-from imagegate.billing.money import format_usd
 from imagegate.db.log_queries import LogFilter, get_log, list_logs
+from imagegate.money import format_usd
 
 router = admin_router(tags=["logs"])
 

@@ -1,7 +1,7 @@
 """Admin keys, console sessions, request details (the console's gallery and detail view).
 
 Revision ID: 0004_admin_keys
-Revises: 0003_request_logs
+Revises: 0005_ledger_leases (after main's 0004 and 0005)
 Create Date: 2026-12-01
 """
 
@@ -13,14 +13,15 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004_admin_keys"
-down_revision: str | Sequence[str] | None = "0003_request_logs"
+down_revision: str | Sequence[str] | None = "0005_ledger_leases"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("api_keys") as batch:
-        batch.add_column(sa.Column("admin", sa.Boolean(), server_default=sa.false(), nullable=False))
+    # A plain ADD COLUMN (with a default, so NOT NULL is fine) on SQLite and PostgreSQL alike: a
+    # batch copy of api_keys would trip the foreign keys that point at it.
+    op.add_column("api_keys", sa.Column("admin", sa.Boolean(), server_default=sa.false(), nullable=False))
     op.create_table(
         "console_sessions",
         sa.Column("id", sa.String(64), nullable=False),

@@ -21,7 +21,6 @@ from imagegate.db.keys import KeyStore, hash_key
 from imagegate.domain import Principal
 from imagegate.errors import AuthenticationFailed, PermissionDenied
 from imagegate.limits import RateLimiter, enforce
-from imagegate.observability import current_record, note
 
 ADMIN = Principal(key_id="admin", name="admin", is_admin=True)
 _CACHE_LIMIT = 10_000
@@ -50,7 +49,7 @@ class Authenticator:
     async def authenticate(
         self, authorization: str | None, client_ip: str | None = None, *, count: bool = True
     ) -> Principal:
-        """The caller's principal; ``client_ip`` defaults to the current request record's.
+        """The caller's principal; ``client_ip`` is checked against the key's allowlist.
 
         ``count=False`` checks the key without spending a request of its per-minute limit (the
         console's page views: they are not API calls).
@@ -72,17 +71,11 @@ class Authenticator:
             raise AuthenticationFailed(
                 f"This API key expired at {key.expires_at.isoformat()}.", code="api_key_expired"
             )
-        if key.ip_allowlist is not None:
-            if client_ip is None:
-                record = current_record()
-                client_ip = record.client_ip if record is not None else None
-            if not key.allows_ip(client_ip):
-                raise PermissionDenied(
-                    f"This API key may not be used from the address {client_ip or 'unknown'}.",
-                    code="ip_not_allowed",
-                )
-        if principal.group is not None:
-            note(group=principal.group)
+        if key.ip_allowlist is not None and not key.allows_ip(client_ip):
+            raise PermissionDenied(
+                f"This API key may not be used from the address {client_ip or 'unknown'}.",
+                code="ip_not_allowed",
+            )
         if self.limiter is not None and count:
             await enforce(self.limiter, principal.key_id, principal.rpm)
         return principal
@@ -137,6 +130,7 @@ def principal_for(key: ApiKey) -> Principal:
         price_multiplier=key.price_multiplier,
         rpm=key.effective_rpm,
         billed=not key.unlimited,
+        response_format=key.effective_response_format,
         is_admin=key.admin,
     )
 
