@@ -6,6 +6,7 @@ git). Every request the browser makes must stay on the gateway's own origin.
 
 from __future__ import annotations
 
+import io
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,14 @@ def browser() -> Iterator[object]:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield browser
         browser.close()
+
+
+def png(size: tuple[int, int], alpha: int) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGBA", size, (40, 90, 200, alpha)).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def shoot(page: object, name: str) -> None:
@@ -121,17 +130,30 @@ def test_console_end_to_end(gateway: LiveGateway, admin_secret: str, browser: ob
     page.locator("#custom-size").fill("1024x1024")
     assert (page.locator("#size-error").text_content() or "") == ""
     page.get_by_test_id("size").select_option("1024x1024")
+    # An edit with an uploaded image and mask, on a transparent background.
+    page.locator("#model").select_option("demo")
+    page.locator('input[name="mode"][value="edit"]').check()
+    page.locator('input[name="images"]').set_input_files(
+        {"name": "photo.png", "mimeType": "image/png", "buffer": png((320, 320), 255)}
+    )
+    page.locator('input[name="mask"]').set_input_files(
+        {"name": "mask.png", "mimeType": "image/png", "buffer": png((320, 320), 0)}
+    )
+    page.locator('select[name="background"]').select_option("transparent")
+    page.get_by_test_id("prompt").fill("换成明亮的摄影棚")
+    page.get_by_test_id("generate").click()
+    page.get_by_test_id("result-image").nth(2).wait_for()
     shoot(page, "playground")
 
     # Find the request in the log; the prompt shows as text.
     page.get_by_test_id("nav-logs").click()
     rows = page.get_by_test_id("log-row")
     for _ in range(10):  # the request log is written in batches every 0.5 s
-        if rows.count() == 2:
+        if rows.count() == 3:
             break
         page.wait_for_timeout(300)
         page.reload()
-    assert rows.count() == 2
+    assert rows.count() == 3
     # The log page asks for nothing more once loaded: no polling.
     after_load: list[str] = []
     page.on("request", lambda r: after_load.append(r.url))
@@ -172,7 +194,7 @@ def test_console_end_to_end(gateway: LiveGateway, admin_secret: str, browser: ob
     assert page.locator("svg rect.bar").count() > 0
     shoot(page, "overview")
     page.goto(f"{url}/console/logs")
-    assert page.get_by_test_id("log-row").count() == 2
+    assert page.get_by_test_id("log-row").count() == 3
     shoot(page, "logs-admin")
 
     assert dialogs == []
