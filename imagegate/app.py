@@ -20,6 +20,7 @@ from imagegate.api.client_ip import ClientIpResolver
 from imagegate.api.errors import install_error_handlers
 from imagegate.api.metrics_middleware import MetricsMiddleware
 from imagegate.api.middleware import RequestContextMiddleware
+from imagegate.console import mount_console
 from imagegate.services.gateway import Gateway
 from imagegate.settings import Settings, load_settings
 
@@ -52,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(tasks.admin)
     include_admin_api(app)
     app.include_router(openapi_v1.router)  # GET /v1/openapi.json
+    mount_console(app)  # the web console at /console (and / redirects there)
     return app
 
 

@@ -23,6 +23,12 @@ else
   echo "test.sh: npm not found; the presigned-expiry test will skip"
 fi
 
+# The console's browser tests drive Debian's chromium through Playwright (never `playwright
+# install`); a CJK font lets it draw the Chinese pages in their screenshots.
+if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk"; then
+  apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null
+fi
+
 .venv/bin/ruff check imagegate tests bench
 .venv/bin/ruff format --check imagegate tests bench
 .venv/bin/mypy imagegate

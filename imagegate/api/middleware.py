@@ -62,7 +62,11 @@ class RequestContextMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
-                message["headers"] = [*message.get("headers", ()), request_id_header]
+                headers = list(message.get("headers", ()))
+                # The console's pass-through answers with the inner /v1 request's id: keep that one.
+                if not any(name == b"x-request-id" for name, _ in headers):
+                    headers.append(request_id_header)
+                message["headers"] = headers
             elif record.ttfb_ms is None and message.get("body"):
                 record.ttfb_ms = round((time.perf_counter() - started) * 1000, 1)
             await send(message)

@@ -144,8 +144,8 @@ DEFAULT_PRICES: dict[str, Price] = {
             "default": Decimal("0.02"),
         }
     ),
-    # The built-in demo models cost something, so quotas can be tried with no upstream at all.
-    "demo": Price(per_image={"default": Decimal("0.01")}),
+    # The built-in demo models are free: a new user's first images cost nothing. To try quotas
+    # with them, give demo a price ([models.demo] price, or PUT /admin/prices/demo).
 }
 
 

@@ -41,6 +41,9 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     create.add_argument(
         "--expires", metavar="WHEN", help="expiry: a date (2027-01-01), a UTC time, or from now (30d, 12h)"
     )
+    create.add_argument(
+        "--admin", action="store_true", help="an admin key: the admin API and the console's admin pages"
+    )
     add_config_option(create)
     create.set_defaults(handler=create_command)
 
@@ -68,11 +71,13 @@ def create_command(args: argparse.Namespace) -> int:
                 rpm=args.rpm,
                 expires_at=expires_at,
                 response_format=args.response_format,
+                admin=args.admin,
             ),
         )
     except ValueError as exc:
         raise CliError(str(exc), exit_code=2) from exc
-    print(f"Created key {key.id} ({key.name}) for {_models_text(key)}{_limits_text(key)}.")
+    kind = "admin key" if key.admin else "key"
+    print(f"Created {kind} {key.id} ({key.name}) for {_models_text(key)}{_limits_text(key)}.")
     print("Copy the secret now; it is stored only as a hash and cannot be shown again:")
     print(secret)
     return 0
@@ -154,7 +159,13 @@ def _with_store(args: argparse.Namespace, action: Callable[[KeyStore], Awaitable
 
 
 def _models_text(key: ApiKey) -> str:
-    return "all models" if key.models is None else "models " + ", ".join(key.models)
+    """The models the key may really use: its own list narrowed by its group's."""
+    models = key.effective_models()
+    if models is None:
+        return "all models"
+    if not models:
+        return "no models (its list and its group's have none in common)"
+    return "models " + ", ".join(models)
 
 
 def _limits_text(key: ApiKey) -> str:

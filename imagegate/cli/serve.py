@@ -77,7 +77,7 @@ def bootstrap(settings: Settings) -> str | None:
             store = KeyStore(engine)
             if await store.count_active():
                 return None
-            _, secret = await store.create(FIRST_KEY_NAME)
+            _, secret = await store.create(FIRST_KEY_NAME, admin=True)
             return secret
         finally:
             await engine.dispose()
@@ -90,11 +90,12 @@ def first_key_banner(secret: str, public_url: str) -> str:
     return "\n".join(
         [
             rule,
-            "No API keys yet, so imagegate created one. It is shown only this once:",
+            "No API keys yet, so imagegate created an admin key. It is shown only this once:",
             "",
             f"    {secret}",
             "",
             f"Try it:  curl {public_url}/v1/models -H 'Authorization: Bearer {secret}'",
+            f"Console:  open {public_url}/console and sign in with this key",
             "Manage keys with: imagegate keys list | create | revoke",
             rule,
         ]

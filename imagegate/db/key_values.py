@@ -41,6 +41,8 @@ class ApiKey:
     enabled: bool = True
     #: The default response format of the key's requests (None: its group's, else config's).
     response_format: ResponseFormat | None = None
+    #: May use the admin API and the console's admin pages.
+    admin: bool = False
 
     @property
     def active(self) -> bool:
@@ -166,4 +168,5 @@ def to_domain(row: Row[*tuple[Any, ...]]) -> ApiKey:
         ip_allowlist=None if row.ip_allowlist is None else list(row.ip_allowlist),
         enabled=bool(row.enabled),
         response_format=check_response_format(row.response_format),
+        admin=bool(row.admin),
     )

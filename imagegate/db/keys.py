@@ -56,8 +56,10 @@ MAX_QUOTA_USD = Decimal(1_000_000_000)
 _MAX_QUOTA_MICROS = int(MAX_QUOTA_USD) * 1_000_000
 
 UPDATABLE = frozenset(
-    {"name", "enabled", "quota_usd", "add_quota_usd", "models", "rpm", "expires_at", "ip_allowlist", "group"}
-    | {"response_format"}
+    {
+        *("name", "enabled", "admin", "quota_usd", "add_quota_usd", "models", "rpm"),
+        *("expires_at", "ip_allowlist", "group", "response_format"),
+    }
 )
 
 
@@ -76,6 +78,10 @@ class KeyStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
     # `list` below is a method, so annotations in this class spell the builtin out.
     async def create(
         self,
@@ -88,11 +94,12 @@ class KeyStore:
         expires_at: datetime | None = None,
         ip_allowlist: builtins.list[str] | None = None,
         response_format: str | None = None,
+        admin: bool = False,
     ) -> tuple[ApiKey, str]:
         """Store a new key; returns it with its secret, which cannot be recovered later.
 
         ``group`` is a group's name or id; ``quota_usd`` None makes the key unlimited, a number
-        grants that much through the ledger.
+        grants that much through the ledger. ``admin`` makes an admin key (admin API, console).
         """
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
         key_id = "key_" + secrets.token_hex(8)
@@ -112,6 +119,7 @@ class KeyStore:
             "ip_allowlist": normalize_allowlist(ip_allowlist),
             "enabled": True,
             "response_format": check_response_format(response_format),
+            "admin": bool(admin),
         }
         async with self._engine.begin() as connection:
             values["group_id"] = None if group is None else await resolve_group_id(connection, group)
@@ -137,7 +145,7 @@ class KeyStore:
     async def update(self, key_id: str, **fields: Any) -> ApiKey | None:
         """Change a key; returns it, or None when there is no such key.
 
-        Fields: ``name``, ``enabled``, ``models``, ``rpm``, ``expires_at``, ``ip_allowlist``,
+        Fields: ``name``, ``enabled``, ``admin``, ``models``, ``rpm``, ``expires_at``, ``ip_allowlist``,
         ``group`` (name or id; None leaves the group), ``response_format`` (None: the group's) —
         None clears a restriction — and money:
         ``quota_usd`` sets the total quota (the balance moves by the difference, never below
@@ -209,6 +217,7 @@ def _select() -> Select[*tuple[Any, ...]]:
         ApiKeyRow.ip_allowlist,
         ApiKeyRow.enabled,
         ApiKeyRow.response_format,
+        ApiKeyRow.admin,
         GroupRow.id.label("group_id"),
         GroupRow.name.label("group_name"),
         GroupRow.price_multiplier.label("group_price_multiplier"),
@@ -243,6 +252,10 @@ def _plain_values(fields: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(fields["enabled"], bool):
             raise ValueError("enabled must be true or false")
         values["enabled"] = fields["enabled"]
+    if "admin" in fields:
+        if not isinstance(fields["admin"], bool):
+            raise ValueError("admin must be true or false")
+        values["admin"] = fields["admin"]
     if "models" in fields:
         values["models"] = normalize_models(fields["models"])
     if "rpm" in fields:

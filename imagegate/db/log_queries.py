@@ -25,7 +25,7 @@ from imagegate.db.request_logs import RequestLogRow
 from imagegate.errors import InvalidRequest
 
 _STATUS_CLASSES = {"1xx": 100, "2xx": 200, "3xx": 300, "4xx": 400, "5xx": 500}
-_failed = or_(RequestLogRow.status >= 400, RequestLogRow.error_code.is_not(None))
+failed = _failed = or_(RequestLogRow.status >= 400, RequestLogRow.error_code.is_not(None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,7 @@ class LogFilter:
     status: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    size: str | None = None
 
     def conditions(self) -> list[ColumnElement[bool]]:
         where: list[ColumnElement[bool]] = []
@@ -49,6 +50,8 @@ class LogFilter:
             where.append(RequestLogRow.time < self.until)
         if self.status is not None:
             where.append(_status_condition(self.status))
+        if self.size is not None:
+            where.append(RequestLogRow.size == self.size)
         return where
 
 

@@ -22,11 +22,14 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
+    Text,
+    false,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -121,6 +124,8 @@ class ApiKeyRow(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, server_default=true())
     # The key's default response format (None: its group's, else config's).
     response_format: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # An admin key may use the admin API and the console's admin pages (besides /v1).
+    admin: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
     __table_args__ = (CheckConstraint("balance_micros >= 0", name="balance_not_negative"),)
 
@@ -184,3 +189,65 @@ class ModelPriceRow(Base):
     model: Mapped[str] = mapped_column(String(200), primary_key=True)
     price: Mapped[dict[str, object]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ConsoleSessionRow(Base):
+    """A signed-in console browser. The cookie holds a random token; only its SHA-256 is kept here."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # A key's id, or "admin" for the IMAGEGATE_ADMIN_KEY principal.
+    key_id: Mapped[str] = mapped_column(String(64))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class RequestDetailRow(Base):
+    """What a request asked for and got, beside its request-log row: the gallery and detail view.
+
+    ``params`` holds size, quality, n, seed, background, output format…; ``inputs`` and ``outputs``
+    are lists of ``{"url": …, "role": "image" | "mask"}`` / ``{"url": …, "revised_prompt": …}``.
+    """
+
+    __tablename__ = "request_details"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    time: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    inputs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    outputs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+
+
+class RequestLogDayRow(Base):
+    """The request log summed per UTC day × key × model × channel, for finished days.
+
+    Charts and usage read these few thousand rows instead of summing a million log rows; the
+    day in progress is summed live. Empty strings stand for "none" so the key stays simple.
+    """
+
+    __tablename__ = "request_log_days"
+    # The all-keys summaries (key "*") and one key's rows are each a range of this index.
+    __table_args__ = (Index("ix_request_log_days_key_id_day", "key_id", "day"),)
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(200), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    errors: Mapped[int] = mapped_column(BigInteger)
+    images: Mapped[int] = mapped_column(BigInteger)
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    cost_micros: Mapped[int] = mapped_column(BigInteger)
+    latency_ms_sum: Mapped[float] = mapped_column(Float)
+
+
+class RequestLogDayDoneRow(Base):
+    """The days already summed into ``request_log_days`` (a day with no requests is done too)."""
+
+    __tablename__ = "request_log_days_done"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)

@@ -12,8 +12,10 @@ import hashlib
 import io
 import random
 from collections.abc import Sequence
+from functools import lru_cache
+from importlib import resources
 
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageOps
 
 from imagegate.domain import ImageFormat
 
@@ -128,11 +130,28 @@ def _longest_fitting_prefix(word: str, font: Font, width: float) -> int:
     return low
 
 
+# WenQuanYi Micro Hei (from the `paperang-p2-fonts-cjk` wheel): Latin and CJK in one file, so a
+# Chinese prompt is drawn as text, not as empty boxes. Pillow's built-in font has no CJK glyphs.
+_CJK_FONT_PACKAGE = "paperang_p2_fonts_cjk"
+_CJK_FONT_FILE = "fonts/wqy-microhei.ttc"
+
+
+@lru_cache(maxsize=32)
+def caption_font(size: int) -> Font:
+    """The caption font at ``size`` px: the CJK font when installed, else Pillow's default."""
+    try:
+        path = resources.files(_CJK_FONT_PACKAGE).joinpath(_CJK_FONT_FILE)
+        with resources.as_file(path) as file:
+            return ImageFont.truetype(str(file), size=size, index=0)
+    except (ModuleNotFoundError, FileNotFoundError, OSError):
+        return ImageFont.load_default(size=size)
+
+
 def _caption(canvas: Image.Image, text: str, top: int, bottom: int) -> None:
     """The prompt, word-wrapped on a translucent panel centred between ``top`` and ``bottom``."""
     width, _ = canvas.size
     font_size = max(12, round(min(width, bottom - top) / 16))
-    font = ImageFont.load_default(size=font_size)
+    font = caption_font(font_size)
     line_height = round(font_size * 1.3)
     padding = font_size // 2
     max_lines = max(1, int((bottom - top) * 0.7) // line_height)
@@ -219,7 +238,23 @@ def render_edit(
         # opaque the source shows through untouched, as OpenAI's edit endpoint promises.
         keep = ImageOps.fit(_open(mask).convert("RGBA").getchannel("A"), size, Image.Resampling.LANCZOS)
         edited = Image.composite(original, edited, keep)
-    return edited if transparent else flatten(edited)
+    if not transparent:
+        return flatten(edited)
+    # A transparent background was asked for: an opaque photo has none to keep, so the demo
+    # cuts the picture out as a rounded card with clear corners and margins.
+    edited.putalpha(ImageChops.multiply(edited.getchannel("A"), _card_alpha(size)))
+    return edited
+
+
+def _card_alpha(size: tuple[int, int]) -> Image.Image:
+    """An alpha mask: opaque inside a rounded rectangle inset 6% from each edge, clear outside."""
+    width, height = size
+    inset = max(1, round(min(width, height) * 0.06))
+    alpha = Image.new("L", size, 0)
+    ImageDraw.Draw(alpha).rounded_rectangle(
+        (inset, inset, width - 1 - inset, height - 1 - inset), radius=inset * 2, fill=255
+    )
+    return alpha
 
 
 def flatten(image: Image.Image) -> Image.Image:

@@ -1,5 +1,9 @@
 """API keys → principals, with a short in-process cache so the hot path rarely touches the DB.
 
+Two kinds of admin: the configured ``IMAGEGATE_ADMIN_KEY`` and keys stored with ``admin: true``.
+A console session token (``igs_…``, see `imagegate.db.console_sessions`) stands for the key that
+signed in: the console's same-origin pass-through sends it, so the browser never holds the key.
+
 Per request, after the (cached) lookup: the key must be enabled and unexpired (401), called from
 an allowed IP (403), and under its requests-per-minute limit (429). Balances are never cached:
 the ledger checks them in the database when a request holds its cost.
@@ -11,6 +15,7 @@ import hmac
 import time
 from datetime import UTC, datetime
 
+from imagegate.db.console_sessions import SessionStore, is_session_token
 from imagegate.db.key_values import ApiKey
 from imagegate.db.keys import KeyStore, hash_key
 from imagegate.domain import Principal
@@ -38,14 +43,26 @@ class Authenticator:
         self.admin_key = admin_key.encode()
         self.ttl_s = ttl_s
         self.limiter = limiter
+        self.sessions = SessionStore(keys.engine)
         self._cache: dict[str, _Entry] = {}
 
-    async def authenticate(self, authorization: str | None, client_ip: str | None = None) -> Principal:
-        """The caller's principal; ``client_ip`` is checked against the key's allowlist."""
+    async def authenticate(
+        self, authorization: str | None, client_ip: str | None = None, *, count: bool = True
+    ) -> Principal:
+        """The caller's principal; ``client_ip`` is checked against the key's allowlist.
+
+        ``count=False`` checks the key without spending a request of its per-minute limit (the
+        console's page views: they are not API calls).
+        """
         secret = _bearer_token(authorization)
         if self.admin_key and hmac.compare_digest(secret.encode(), self.admin_key):
             return ADMIN
-        key, principal = await self._cached(secret)
+        if is_session_token(secret):
+            key, principal = await self._session(secret)
+            if principal is ADMIN:
+                return ADMIN
+        else:
+            key, principal = await self._cached(secret)
         if key is None or principal is None:
             raise AuthenticationFailed("Incorrect API key provided, or the key has been revoked.")
         if not key.enabled:
@@ -59,7 +76,7 @@ class Authenticator:
                 f"This API key may not be used from the address {client_ip or 'unknown'}.",
                 code="ip_not_allowed",
             )
-        if self.limiter is not None:
+        if self.limiter is not None and count:
             await enforce(self.limiter, principal.key_id, principal.rpm)
         return principal
 
@@ -71,6 +88,29 @@ class Authenticator:
             return cached[1], cached[2]
         key = await self.keys.authenticate(secret)
         principal = None if key is None else principal_for(key)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[digest] = (now + self.ttl_s, key, principal)
+        return key, principal
+
+    async def _session(self, token: str) -> tuple[ApiKey | None, Principal | None]:
+        digest = "session:" + hash_key(token)
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1], cached[2]
+        key: ApiKey | None = None
+        principal: Principal | None = None
+        session = await self.sessions.get(token)
+        if session is not None and session.key_id == ADMIN.key_id:
+            # The configured admin key signed in; it counts only while it is still configured.
+            principal = ADMIN if self.admin_key else None
+        elif session is not None:
+            key = await self.keys.get(session.key_id)
+            if key is not None and key.active:
+                principal = principal_for(key)
+            else:
+                key = None
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[digest] = (now + self.ttl_s, key, principal)
@@ -91,6 +131,7 @@ def principal_for(key: ApiKey) -> Principal:
         rpm=key.effective_rpm,
         billed=not key.unlimited,
         response_format=key.effective_response_format,
+        is_admin=key.admin,
     )
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import openai
 import pytest
 
-from tests.billing.accounts import make_group, make_key, update_key
+from tests.billing.accounts import PRICED_DEMO, make_group, make_key, update_key
 from tests.conftest import GatewayFactory, LiveGateway
 from tests.db.conftest import database_url
 
@@ -17,7 +17,7 @@ __all__ = ["database_url"]  # the module-scoped SQLite/PostgreSQL fixture, used 
 
 @pytest.fixture
 def gw(make_gateway: GatewayFactory, database_url: str) -> LiveGateway:
-    return make_gateway(database_url=database_url)
+    return make_gateway(database_url=database_url, **PRICED_DEMO)
 
 
 def generate(gateway: LiveGateway, secret: str, model: str = "demo") -> None:

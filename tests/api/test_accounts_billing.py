@@ -16,7 +16,7 @@ import openai
 import pytest
 import requests
 
-from tests.billing.accounts import DEMO_PRICE, entries, kinds, make_group, make_key, money
+from tests.billing.accounts import DEMO_PRICE, PRICED_DEMO, entries, kinds, make_group, make_key, money
 from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway, openai_channel
 from tests.db.conftest import database_url
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
@@ -29,7 +29,7 @@ TEXT_IN, IMAGE_OUT = 5, 40
 
 @pytest.fixture
 def gw(make_gateway: GatewayFactory, database_url: str) -> LiveGateway:
-    return make_gateway(database_url=database_url)
+    return make_gateway(database_url=database_url, **PRICED_DEMO)
 
 
 @pytest.fixture

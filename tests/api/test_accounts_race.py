@@ -23,7 +23,7 @@ import requests
 from sqlalchemy.engine import make_url
 
 from imagegate.money import format_usd
-from tests.billing.accounts import DEMO_PRICE, entries, make_key, money
+from tests.billing.accounts import DEMO_PRICE, PRICED_DEMO_TOML, entries, make_key, money
 from tests.conftest import ADMIN_KEY, REDIS_URL, free_port
 from tests.db.conftest import POSTGRES_ADMIN_DSN, _create_postgres_database, _drop_postgres_database
 
@@ -56,6 +56,7 @@ def _serve(tmp_path: Path, index: int, database_url: str) -> tuple[subprocess.Po
         "IMAGEGATE_PORT": str(port),
         "IMAGEGATE_LOG_LEVEL": "WARNING",
     }
+    (tmp_path / "imagegate.toml").write_text(PRICED_DEMO_TOML)  # read from the working directory
     log = (tmp_path / f"serve-{index}.log").open("wb")
     process = subprocess.Popen([IMAGEGATE, "serve"], cwd=tmp_path, env=env, stdout=log, stderr=log)
     return process, f"http://127.0.0.1:{port}"

@@ -118,7 +118,7 @@ async def test_database_overrides_beat_config_and_reach_other_books(engine: Asyn
     theirs = PriceBook({}, engine, refresh_s=0)
     await mine.set_price("demo", {"per_image": {"default": 0.02}})
     assert mine.max_cost(request("demo")) == 20_000
-    assert theirs.max_cost(request("demo")) == 10_000  # not reloaded yet
+    assert theirs.max_cost(request("demo")) == 0  # not reloaded yet: demo is free by default
     await theirs.refresh()
     assert theirs.max_cost(request("demo")) == 20_000
     assert theirs.effective(["demo"])["demo"].source == "db"

@@ -14,6 +14,7 @@ from prometheus_client.samples import Sample
 
 from imagegate import metrics
 from tests.admin.helpers import wait_for_log
+from tests.billing.accounts import PRICED_DEMO
 from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway, openai_channel
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 from tests.serve_process import ServeProcess
@@ -48,7 +49,8 @@ def value(text: str, name: str, **labels: str) -> float:
     return sum(s.value for s in samples(text, name) if all(s.labels.get(k) == v for k, v in labels.items()))
 
 
-def test_every_spec_metric_is_there_with_its_type_after_traffic(gateway: LiveGateway) -> None:
+def test_every_spec_metric_is_there_with_its_type_after_traffic(make_gateway: GatewayFactory) -> None:
+    gateway = make_gateway(**PRICED_DEMO)  # demo ships free; a price makes the cost metric move
     before = scrape(gateway.url)
     client = gateway.client()
     raw = client.images.with_raw_response.generate(model="demo", prompt="a fox", size="1024x1024", n=2)

@@ -8,10 +8,10 @@ Each resource is a thin router module (groups, keys, channels, prices, logs, usa
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
@@ -37,8 +37,33 @@ def include_admin_api(app: FastAPI) -> None:
         return JSONResponse(schema)
 
     @app.get("/admin/docs", include_in_schema=False)
-    async def admin_docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=OPENAPI_PATH, title="imagegate admin API")
+    async def admin_docs(request: Request) -> HTMLResponse:
+        # A plain page drawn from the OpenAPI document: no CDN, works offline.
+        if not schema:
+            schema.update(admin_openapi_schema(request.app))
+        return HTMLResponse(docs_page(schema), headers={"content-security-policy": "default-src 'none'"})
+
+
+def docs_page(document: dict[str, Any]) -> str:
+    """Every admin route with its summary, parameters and body schema, as escaped HTML."""
+    parts = [
+        "<!doctype html><meta charset=utf-8><title>imagegate admin API</title>",
+        "<h1>imagegate admin API</h1>",
+        f"<p>{escape(document.get('info', {}).get('description', ''))}</p>",
+        f'<p>OpenAPI document: <a href="{OPENAPI_PATH}">{OPENAPI_PATH}</a></p>',
+    ]
+    for path, item in sorted(document.get("paths", {}).items()):
+        for method, operation in item.items():
+            parts.append(f"<h2><code>{escape(method.upper())} {escape(path)}</code></h2>")
+            parts.append(f"<p>{escape(operation.get('summary', ''))}</p>")
+            params = [p.get("name", "") for p in operation.get("parameters", [])]
+            if params:
+                parts.append(f"<p>parameters: <code>{escape(', '.join(params))}</code></p>")
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+            ref = body.get("schema", {}).get("$ref", "")
+            if ref:
+                parts.append(f"<p>body: <code>{escape(ref.rsplit('/', 1)[-1])}</code></p>")
+    return "\n".join(parts)
 
 
 def admin_openapi_schema(app: FastAPI) -> dict[str, Any]:

@@ -46,6 +46,8 @@ class KeyCreate(BaseModel):
     ip_allowlist: list[str] | None = None
     #: For requests that do not say; null: the group's default, else the gateway's.
     response_format: ResponseFormat | None = None
+    #: An admin key may use this admin API and the console's admin pages.
+    admin: bool = False
 
 
 class KeyUpdate(BaseModel):
@@ -67,6 +69,7 @@ class KeyUpdate(BaseModel):
     response_format: ResponseFormat | None = None
     #: Where the key's async tasks are reported when they end (SPEC §10); null: nowhere.
     webhook_url: str | None = None
+    admin: bool | None = None
 
 
 class KeyPublic(BaseModel):
@@ -84,6 +87,7 @@ class KeyPublic(BaseModel):
     expires_at: datetime | None
     ip_allowlist: list[str] | None
     enabled: bool
+    admin: bool
     active: bool
     created_at: datetime
     revoked_at: datetime | None
@@ -105,6 +109,7 @@ class KeyPublic(BaseModel):
             expires_at=key.expires_at,
             ip_allowlist=key.ip_allowlist,
             enabled=key.enabled,
+            admin=key.admin,
             active=key.active,
             created_at=key.created_at,
             revoked_at=key.revoked_at,
@@ -141,6 +146,7 @@ async def create_key(request: Request, body: KeyCreate) -> KeyCreated:
             expires_at=body.expires_at,
             ip_allowlist=body.ip_allowlist,
             response_format=body.response_format,
+            admin=body.admin,
         )
     except ValueError as exc:
         raise invalid(exc) from exc
