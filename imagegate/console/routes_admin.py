@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from imagegate.console.common import admin_only
 from imagegate.console.passthrough import call_json
 from imagegate.console.render import page
+from imagegate.console.running import gateway
 from imagegate.console.session import csrf_ok
 
 router = APIRouter(include_in_schema=False)
@@ -51,7 +52,7 @@ async def channel_switch(request: Request, name: str, action: str) -> Response:
     given = form.get("csrf")
     if not csrf_ok(viewer.csrf, given if isinstance(given, str) else None):
         return page(request, "error.html", viewer, status=403, message_key="login.bad_form")
-    routing = request.app.state.gateway.routing
+    routing = gateway(request).routing
     if action not in ("enable", "disable") or all(c.name != name for c in routing.catalog.channels):
         return page(request, "error.html", viewer, status=404, message_key="not_found")
     if action == "disable":

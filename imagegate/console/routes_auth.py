@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from imagegate.console.i18n import LANG_COOKIE, LANGUAGES
 from imagegate.console.render import page
+from imagegate.console.running import gateway
 from imagegate.console.session import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -60,17 +61,17 @@ async def login(request: Request) -> Response:
         return _login_page(request, "login.bad_form", status=403)
     key = form.get("key")
     secret = key.strip() if isinstance(key, str) else ""
-    gateway = request.app.state.gateway
+    gw = gateway(request)
     principal = None
-    if secret.startswith("sk-") or (gateway.settings.admin_key and secret == gateway.settings.admin_key):
+    if secret.startswith("sk-") or (gw.settings.admin_key and secret == gw.settings.admin_key):
         try:
-            principal = await gateway.auth.authenticate(f"Bearer {secret}", client, count=False)
+            principal = await gw.auth.authenticate(f"Bearer {secret}", client, count=False)
         except GatewayError:
             principal = None
     if principal is None:
         throttle.failed(client)
         return _login_page(request, "login.bad_key", status=401)
-    token, _ = await gateway.auth.sessions.create(principal.key_id)
+    token, _ = await gw.auth.sessions.create(principal.key_id)
     response = RedirectResponse("/console", status_code=303)
     set_cookie(request, response, SESSION_COOKIE, token, max_age=int(SESSION_TTL.total_seconds()))
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
@@ -83,9 +84,9 @@ async def logout(request: Request) -> Response:
     form = await request.form()
     given = form.get("csrf")
     if viewer is not None and csrf_ok(viewer.csrf, given if isinstance(given, str) else None):
-        gateway = request.app.state.gateway
-        await gateway.auth.sessions.delete(viewer.token)
-        gateway.auth.forget()
+        gw = gateway(request)
+        await gw.auth.sessions.delete(viewer.token)
+        gw.auth.forget()
     response = RedirectResponse("/console/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

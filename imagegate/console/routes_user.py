@@ -19,6 +19,7 @@ from imagegate.console.charts import bar_chart
 from imagegate.console.common import admin_only, days_param, log_filter, signed_in
 from imagegate.console.passthrough import call_json
 from imagegate.console.render import SECURITY_HEADERS, page
+from imagegate.console.running import gateway
 from imagegate.db import log_queries, log_stats, request_details
 from imagegate.errors import GatewayError
 from imagegate.money import format_usd
@@ -49,13 +50,13 @@ async def home(request: Request) -> Response:
 
 def _models_for(request: Request, allowed: tuple[str, ...] | None) -> list[dict[str, Any]]:
     """The models this key may use, with what the playground needs to know about each."""
-    catalog = request.app.state.gateway.catalogs()
-    prices = request.app.state.gateway.prices
+    catalog = gateway(request).catalogs.current
+    prices = gateway(request).prices
     models = []
     for name, spec in sorted(catalog.models.items()):
         if allowed is not None and name not in allowed:
             continue
-        rule_spec = catalog.models.get(spec.image_model) if spec.kind == "chat-image" else spec
+        rule_spec = catalog.models.get(spec.image_model or "") if spec.kind == "chat-image" else spec
         sizes = rule_spec.sizes if rule_spec is not None else "any"
         price = prices.price(spec.image_model if spec.kind == "chat-image" and spec.image_model else name)
         models.append(
@@ -100,7 +101,7 @@ async def usage_page(request: Request) -> Response:
     viewer = await signed_in(request)
     days = days_param(request)
     where = log_filter(request, viewer, days=days)
-    engine = request.app.state.gateway.engine
+    engine = gateway(request).engine
     daily = await log_stats.summed(engine, where, ("day",))
     models = by_requests(await log_stats.summed(engine, where, ("model",)))
     charts = [
@@ -114,7 +115,7 @@ async def usage_page(request: Request) -> Response:
 async def usage_csv(request: Request) -> Response:
     viewer = await signed_in(request)
     where = log_filter(request, viewer, days=days_param(request))
-    rows = await log_stats.summed(request.app.state.gateway.engine, where, ("day", "key_id", "model"))
+    rows = await log_stats.summed(gateway(request).engine, where, ("day", "key_id", "model"))
     header = [
         "day",
         "key_id",
@@ -145,7 +146,7 @@ async def usage_csv(request: Request) -> Response:
 async def logs_page(request: Request) -> Response:
     viewer = await signed_in(request)
     where = log_filter(request, viewer)
-    engine = request.app.state.gateway.engine
+    engine = gateway(request).engine
     cursor = request.query_params.get("cursor") or None
     gallery = request.query_params.get("view") == "gallery"
     try:
@@ -171,7 +172,7 @@ async def logs_page(request: Request) -> Response:
 async def logs_csv(request: Request) -> Response:
     viewer = await signed_in(request)
     where = log_filter(request, viewer, days=days_param(request))
-    engine = request.app.state.gateway.engine
+    engine = gateway(request).engine
     columns = [
         "id",
         "time",
@@ -226,7 +227,7 @@ async def logs_csv(request: Request) -> Response:
 @router.get("/console/logs/{request_id}")
 async def log_detail(request: Request, request_id: str) -> Response:
     viewer = await signed_in(request)
-    engine = request.app.state.gateway.engine
+    engine = gateway(request).engine
     row = await log_queries.get_log(engine, request_id[:64])
     if row is None or (not viewer.is_admin and row["key_id"] != viewer.principal.key_id):
         return page(request, "error.html", viewer, status=404, message_key="not_found")
@@ -253,7 +254,7 @@ async def overview(request: Request) -> Response:
     viewer = await admin_only(request)
     days = days_param(request)
     where = log_filter(request, viewer, days=days)
-    engine = request.app.state.gateway.engine
+    engine = gateway(request).engine
     daily = await log_stats.summed(engine, where, ("day",))
     models = by_requests(await log_stats.summed(engine, where, ("model",)))
     channels = await log_stats.summed(engine, where, ("channel",))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
+from imagegate.console.running import gateway
 from imagegate.domain import Principal
 from imagegate.errors import GatewayError
 
@@ -44,13 +45,13 @@ async def current_viewer(request: Request) -> Viewer | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    gateway = request.app.state.gateway
-    session = await gateway.auth.sessions.get(token)
+    gw = gateway(request)
+    session = await gw.auth.sessions.get(token)
     if session is None:
         return None
     try:
         client = request.client.host if request.client else None
-        principal = await gateway.auth.authenticate(f"Bearer {token}", client, count=False)
+        principal = await gw.auth.authenticate(f"Bearer {token}", client, count=False)
     except GatewayError:
         return None
     return Viewer(principal=principal, token=token, csrf=session.csrf)
