@@ -66,3 +66,44 @@ def span(name: str, **attributes: str | int | float | bool) -> Iterator[None]:
         return
     with _tracer.start_as_current_span(name, attributes=attributes):
         yield
+
+
+class OpenSpan:
+    """A span started now and ended by hand, never made the current one.
+
+    Async generators (a routing attempt, a provider's stream) resume in whatever task consumes
+    them; a span attached to the context there could not be detached cleanly. These spans take
+    their parent when they start and are ended explicitly instead.
+    """
+
+    __slots__ = ("_span",)
+
+    def __init__(self, span: Any = None) -> None:
+        self._span = span
+
+    def child(self, name: str, **attributes: str | int | float | bool) -> OpenSpan:
+        if self._span is None or _tracer is None:
+            return _OFF
+        from opentelemetry import trace
+
+        parent = trace.set_span_in_context(self._span)
+        return OpenSpan(_tracer.start_span(name, context=parent, attributes=attributes))
+
+    def end(self, error: str | None = None) -> None:
+        if self._span is None:
+            return
+        if error is not None:
+            from opentelemetry.trace import Status, StatusCode
+
+            self._span.set_status(Status(StatusCode.ERROR, error))
+        self._span.end()
+
+
+_OFF = OpenSpan()
+
+
+def start(name: str, **attributes: str | int | float | bool) -> OpenSpan:
+    """An :class:`OpenSpan`, child of the current span; a no-op when tracing is off."""
+    if _tracer is None:
+        return _OFF
+    return OpenSpan(_tracer.start_span(name, attributes=attributes))

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 from contextlib import suppress
 from typing import Protocol
 
+from imagegate import tracing
 from imagegate.domain import ImageRequest, ImageResult, ProviderEvent
 from imagegate.errors import (
     GatewayError,
@@ -120,6 +121,10 @@ class ChannelRouter:
                 record.channel, record.upstream_model = channel.name, upstream_model
             started = time.monotonic()
             yielded = False
+            # route -> routing attempt -> provider, in traces (a no-op without the otel extra).
+            attempt = tracing.start("routing.attempt", channel=channel.name, model=request.model)
+            call = attempt.child("provider", provider=channel.provider.name, upstream_model=upstream_model)
+            failure: str | None = None
             events = channel.provider.run(request, upstream_model)
             try:
                 async for event in events:
@@ -136,7 +141,8 @@ class ChannelRouter:
                     )
                 return
             except GatewayError as error:
-                _record_attempt(record, channel, error.code or error.type, started)
+                failure = error.code or error.type
+                _record_attempt(record, channel, failure, started)
                 if not self._settle(lease, error) or yielded:
                     raise
                 last_error = error
@@ -146,6 +152,8 @@ class ChannelRouter:
                 aclose = getattr(events, "aclose", None)
                 if aclose is not None:
                     await aclose()
+                call.end(failure)
+                attempt.end(failure)
         if last_error is not None:
             raise last_error
         raise NoHealthyChannel(self._unavailable_message(request.model, channels))
