@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -61,6 +63,31 @@ def test_an_image_made_through_one_replica_is_served_by_the_other(
         assert httpx.get(f"{first.url}{path}").content == served.content
         # Neither replica kept a copy on its own disk.
         assert not any((tmp_path / name / "images").exists() for name in ("a", "b"))
+        assert_a_price_set_on_one_replica_is_charged_by_the_other(first, second)
     finally:
         for replica in replicas:
             replica.stop()
+
+
+def assert_a_price_set_on_one_replica_is_charged_by_the_other(
+    first: ServeProcess, second: ServeProcess
+) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    key = httpx.post(
+        f"{first.url}/admin/keys", headers=admin, json={"name": "buyer", "quota_usd": "1"}
+    ).json()
+    price = {"price": {"per_image": {"default": 0.25}}}
+    assert httpx.put(f"{first.url}/admin/prices/demo", headers=admin, json=price).status_code == 200
+    changed = time.monotonic()
+    buyer = OpenAI(base_url=f"{second.url}/v1", api_key=key["key"], max_retries=0)
+    while True:
+        buyer.images.generate(model="demo", prompt="a kite", size="1024x1024", response_format="b64_json")
+        balance = Decimal(
+            httpx.get(f"{second.url}/admin/keys/{key['id']}", headers=admin).json()["balance_usd"]
+        )
+        if balance < 1:
+            break
+        assert time.monotonic() - changed < 5, "the other replica still served at the old price after 5 s"
+        time.sleep(0.25)
+    assert balance == Decimal("0.75")
+    assert time.monotonic() - changed < 5
