@@ -10,7 +10,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from imagegate.api.deps import gateway, principal
-from imagegate.errors import ModelNotFound
 from imagegate.providers.registry import ModelSpec
 
 router = APIRouter()
@@ -38,5 +37,5 @@ async def retrieve_model(model_id: str, request: Request) -> Response:
     gw = gateway(request)
     spec = gw.catalog.models.get(model_id)
     if spec is None or not who.may_use(model_id):
-        raise ModelNotFound(f"The model '{model_id}' does not exist.", param="model")
+        raise gw.catalog.unknown(model_id, who.may_use)
     return Response(orjson.dumps(_model_object(spec, gw.started_at)), media_type="application/json")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
@@ -211,15 +211,26 @@ class Catalog:
         """A snapshot is its own current catalog (see `services.catalog.CatalogService`)."""
         return self
 
-    def model(self, name: str) -> ModelSpec:
+    def model(self, name: str, *, may_use: Callable[[str], bool] | None = None) -> ModelSpec:
+        """The model's spec; a 404 naming the models the caller may use (``may_use``) when unknown."""
         spec = self.models.get(name)
         if spec is None:
-            raise ModelNotFound(f"The model '{name}' does not exist.", param="model")
+            raise self.unknown(name, may_use)
         return spec
 
-    def image_model(self, name: str) -> ModelSpec:
+    def unknown(self, name: str, may_use: Callable[[str], bool] | None = None) -> ModelNotFound:
+        """The 404 for a model that is not served: what the caller can use instead, and how to add one."""
+        usable = sorted(model for model in self.models if may_use is None or may_use(model))
+        offer = f"Models this key can use: {', '.join(usable)}." if usable else "This key can use no model."
+        return ModelNotFound(
+            f"The model '{name}' does not exist. {offer} An operator serves more models by adding a "
+            "channel ([[channels]] in imagegate.toml, or POST /admin/channels).",
+            param="model",
+        )
+
+    def image_model(self, name: str, *, may_use: Callable[[str], bool] | None = None) -> ModelSpec:
         """A model for /v1/images/*; a chat-image model there is the client's mistake."""
-        spec = self.model(name)
+        spec = self.model(name, may_use=may_use)
         if spec.kind == "chat-image":
             raise InvalidRequest(
                 f"'{name}' is a chat-image model: call it on /v1/chat/completions, "
@@ -229,9 +240,9 @@ class Catalog:
             )
         return spec
 
-    def chat_model(self, name: str) -> ModelSpec:
+    def chat_model(self, name: str, *, may_use: Callable[[str], bool] | None = None) -> ModelSpec:
         """A model for /v1/chat/completions; only chat-image models are served there."""
-        spec = self.model(name)
+        spec = self.model(name, may_use=may_use)
         if spec.kind != "chat-image":
             raise InvalidRequest(
                 f"'{name}' is an image model: call it on /v1/images/generations or /v1/images/edits.",

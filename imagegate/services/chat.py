@@ -41,7 +41,7 @@ class ChatTranslator:
     def image_request(self, call: ChatCall, principal: Principal) -> ImageRequest:
         """The image request a conversation asks for (its images are read by the pipeline)."""
         catalog = self.catalogs.current
-        spec = catalog.chat_model(call.model)
+        spec = catalog.chat_model(call.model, may_use=principal.may_use)
         if not principal.may_use(spec.name):
             raise PermissionDenied(f"This API key may not use the model '{spec.name}'.", param="model")
         assert spec.image_model is not None

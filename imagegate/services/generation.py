@@ -70,7 +70,7 @@ class GenerationPipeline:
 
     def check(self, request: ImageRequest, principal: Principal) -> ModelSpec:
         """Everything that can be refused from the request alone; returns the model's spec."""
-        spec = self.catalog.image_model(request.model)
+        spec = self.catalog.image_model(request.model, may_use=principal.may_use)
         if not principal.may_use(request.public_model):
             raise PermissionDenied(
                 f"This API key may not use the model '{request.public_model}'.", param="model"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+from functools import partial
 
+import openai
 import pytest
 import requests
 from openai import OpenAI
@@ -192,3 +195,24 @@ class TestOpenAIUpstream:
 
         assert result.data is not None
         assert open_image(base64.b64decode(result.data[0].b64_json or "")).size == (1024, 1024)
+
+
+def test_an_unknown_model_names_the_models_the_key_can_use_and_how_to_add_one(gateway: LiveGateway) -> None:
+    narrow = gateway.create_key("chat-only", models=["demo-chat"])
+    for secret, offered in ((narrow, "demo-chat."), (gateway.create_key("all"), "demo, demo-chat.")):
+        client = gateway.client(secret)
+        calls: list[Callable[[], object]] = [
+            partial(client.images.generate, model="gpt-image-9", prompt="x"),
+            partial(client.models.retrieve, "gpt-image-9"),
+            partial(
+                client.chat.completions.create,
+                model="gpt-image-9",
+                messages=[{"role": "user", "content": "x"}],
+            ),
+        ]
+        for call in calls:
+            with pytest.raises(openai.NotFoundError) as caught:
+                call()
+            assert caught.value.code == "model_not_found"
+            assert f"Models this key can use: {offered}" in caught.value.message
+            assert "channel" in caught.value.message
