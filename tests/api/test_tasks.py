@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.billing.accounts import DEMO_PRICE, kinds, make_key, money
+from tests.billing.accounts import DEMO_PRICE, PRICED_DEMO, kinds, make_key, money
 from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway, image_bytes, open_image, openai_channel
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
@@ -46,7 +46,7 @@ def poll_until_ended(gw: LiveGateway, secret: str, task_id: str, timeout_s: floa
 
 @pytest.fixture
 def gw(make_gateway: GatewayFactory) -> LiveGateway:
-    return make_gateway(task_poll_s=0.1)
+    return make_gateway(task_poll_s=0.1, **PRICED_DEMO)
 
 
 def test_generation_task_submit_poll_completed_with_a_real_image(gw: LiveGateway) -> None:

@@ -21,7 +21,7 @@ from imagegate.domain import ImageRequest, Principal
 from imagegate.services.tasks_codec import principal_to_json, request_to_json
 from imagegate.settings import load_settings
 from tests.api.test_tasks import poll_until_ended, submit
-from tests.billing.accounts import DEMO_PRICE, kinds, make_key, money, with_engine
+from tests.billing.accounts import DEMO_PRICE, PRICED_DEMO, kinds, make_key, money, with_engine
 from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway, ServerThread, free_port, openai_channel
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
@@ -30,7 +30,7 @@ QUOTA_MICROS = 1_000_000
 
 @pytest.fixture
 def gw(make_gateway: GatewayFactory) -> LiveGateway:
-    return make_gateway(task_poll_s=0.1)
+    return make_gateway(task_poll_s=0.1, **PRICED_DEMO)
 
 
 def orphan(url: str, key_id: str, task_id: str, *, charged: bool, cancel_requested: bool = False) -> None:

@@ -14,7 +14,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from tests.api.test_tasks import auth, poll_until_ended, submit
-from tests.billing.accounts import make_key
+from tests.billing.accounts import PRICED_DEMO, make_key
 from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway
 from tests.fakes.loopback import LoopbackServer
 
@@ -59,7 +59,9 @@ def receiver() -> Any:
 def test_a_signed_webhook_retried_after_a_500_is_delivered_with_the_same_id(
     make_gateway: GatewayFactory, receiver: Receiver
 ) -> None:
-    gw = make_gateway(task_poll_s=0.1, allow_private_fetch=True, task_webhook_backoff_s=[0.3, 0.3])
+    gw = make_gateway(
+        task_poll_s=0.1, allow_private_fetch=True, task_webhook_backoff_s=[0.3, 0.3], **PRICED_DEMO
+    )
     key, secret = make_key(gw.settings.resolved_database_url)
     rotated = admin(gw, "POST", f"/keys/{key.id}/webhook-secret")
     assert rotated.status_code == 200, rotated.text
@@ -95,7 +97,7 @@ def test_the_keys_default_webhook_url_is_used_and_set_through_the_admin_api(
     make_gateway: GatewayFactory, receiver: Receiver
 ) -> None:
     receiver.fail_first = 0
-    gw = make_gateway(task_poll_s=0.1, allow_private_fetch=True)
+    gw = make_gateway(task_poll_s=0.1, allow_private_fetch=True, **PRICED_DEMO)
     key, secret = make_key(gw.settings.resolved_database_url)
     patched = admin(gw, "PATCH", f"/keys/{key.id}", json={"webhook_url": f"{receiver.url}/hook"})
     assert patched.status_code == 200, patched.text
@@ -115,7 +117,7 @@ def test_the_keys_default_webhook_url_is_used_and_set_through_the_admin_api(
 def test_a_webhook_to_a_private_address_is_refused_and_recorded(
     make_gateway: GatewayFactory, receiver: Receiver
 ) -> None:
-    gw = make_gateway(task_poll_s=0.1, task_webhook_backoff_s=[0.2])
+    gw = make_gateway(task_poll_s=0.1, task_webhook_backoff_s=[0.2], **PRICED_DEMO)
     _, secret = make_key(gw.settings.resolved_database_url)
     task = submit(gw, secret, json={"webhook_url": f"{receiver.url}/hook"}).json()
     poll_until_ended(gw, secret, task["id"])

@@ -23,9 +23,9 @@ T = TypeVar("T")
 #: The price these tests give the (free by default) demo model, in micro-USD per image.
 DEMO_PRICE = 10_000
 #: Settings overrides that price the demo model at `DEMO_PRICE`.
-PRICED_DEMO = {"models": {"demo": {"price": {"per_image": {"default": "0.01"}}}}}
+PRICED_DEMO = {"models": {"demo": {"sizes": "custom", "price": {"per_image": {"default": "0.01"}}}}}
 #: The same as an imagegate.toml, for gateways started as processes.
-PRICED_DEMO_TOML = '[models.demo]\nprice = { per_image = { default = "0.01" } }\n'
+PRICED_DEMO_TOML = '[models.demo]\nsizes = "custom"\nprice = { per_image = { default = "0.01" } }\n'
 
 
 def with_engine(url: str, action: Callable[[AsyncEngine], Awaitable[T]]) -> T:
