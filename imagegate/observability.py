@@ -18,6 +18,26 @@ access_logger = logging.getLogger("imagegate.access")
 
 
 @dataclass(slots=True)
+class RequestDetail:
+    """What an image request asked for and got: the console's gallery and detail view show it.
+
+    Kept beside the log row (not in the access log line): prompts can be long and private.
+    ``inputs`` and ``outputs`` are ``{"url": …, "role": "image" | "mask"}`` and
+    ``{"url": …, "revised_prompt": …}``: links only, never image bytes.
+    """
+
+    prompt: str
+    params: dict[str, Any] = field(default_factory=dict)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def worth_keeping(self) -> bool:
+        """Whether there is an image to show: requests answered in base64 only leave no link."""
+        return bool(self.outputs or self.inputs)
+
+
+@dataclass(slots=True)
 class RequestRecord:
     request_id: str
     method: str
@@ -45,6 +65,8 @@ class RequestRecord:
     error_message: str | None = None
     #: Every channel tried, in order: {"channel": ..., "error": code or None, "ms": ...}.
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    #: The prompt, parameters and image links of an image request (kept beside the log row).
+    detail: RequestDetail | None = None
 
     def failed(self, error_type: str, code: str | None, message: str) -> None:
         """Record the error the request ended with (HTTP error body or stream error event alike)."""
@@ -56,4 +78,4 @@ class RequestRecord:
         return orjson.dumps({k: v for k, v in facts.items() if v is not None and v != []}).decode()
 
 
-_FIELD_NAMES = tuple(f.name for f in fields(RequestRecord))
+_FIELD_NAMES = tuple(f.name for f in fields(RequestRecord) if f.name != "detail")

@@ -25,7 +25,6 @@ from starlette.staticfiles import StaticFiles
 from imagegate.console import routes_admin, routes_auth, routes_user
 from imagegate.console.common import Redirect
 from imagegate.console.passthrough import PREFIX, PassThrough
-from imagegate.console.recorder import DetailMiddleware, DetailRecorder
 from imagegate.db import log_stats, request_details
 
 logger = logging.getLogger("imagegate.console")
@@ -58,8 +57,6 @@ def _with_roll_up(app: FastAPI) -> None:
     @asynccontextmanager
     async def lifespan(owner: Any) -> AsyncIterator[Any]:
         async with inner(owner) as state:
-            recorder = app.state.console_recorder = DetailRecorder(app.state.gateway.engine)
-            await recorder.start()
             task = asyncio.create_task(_roll_up_forever(app), name="imagegate-log-roll-up")
             try:
                 yield state
@@ -67,7 +64,6 @@ def _with_roll_up(app: FastAPI) -> None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-                await recorder.stop()
 
     app.router.lifespan_context = lifespan
 
@@ -78,7 +74,6 @@ def mount_console(app: FastAPI) -> None:
         return exc.response
 
     app.add_exception_handler(Redirect, redirect)
-    app.add_middleware(DetailMiddleware)
     _with_roll_up(app)
     app.mount(PREFIX, PassThrough())
     app.mount(

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate.db.log_queries import LogFilter, LogPage, decode_cursor, encode_cursor
@@ -43,8 +44,17 @@ async def save_detail(engine: AsyncEngine, detail: RequestDetail) -> None:
         "inputs": detail.inputs or None,
         "outputs": detail.outputs or None,
     }
+    # The request log writer may have kept the pipeline's detail of the same request first: this
+    # one (the console's, with its uploads stored and linked) replaces it.
+    if engine.dialect.name == "postgresql":
+        statement: Any = postgresql.insert(RequestDetailRow).values(**values)
+    else:
+        statement = sqlite.insert(RequestDetailRow).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=["request_id"], set_={name: statement.excluded[name] for name in values}
+    )
     async with engine.begin() as connection:
-        await connection.execute(insert(RequestDetailRow).values(**values))
+        await connection.execute(statement)
 
 
 async def delete_before(engine: AsyncEngine, cutoff: datetime) -> int:

@@ -39,10 +39,11 @@ from sqlalchemy import (
     delete,
     insert,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
-from imagegate.db.tables import Base, UtcDateTime
+from imagegate.db.tables import Base, RequestDetailRow, UtcDateTime
 from imagegate.money import to_micros
 from imagegate.observability import RequestRecord
 
@@ -224,6 +225,7 @@ class RequestLogWriter:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
         self._insert_sql = insert_statement(engine.dialect)
+        self._insert_details = details_insert(engine.dialect.name)
         self.retention_days = retention_days
         self.batch_size = batch_size
         self.interval_s = interval_s
@@ -335,9 +337,12 @@ class RequestLogWriter:
         indexes of rows written or dropped to ``done``. Raises when the database is not answering."""
         if not rows:
             return
+        details = [detail_row(record, started) for (record, started), _ in rows if _has_detail(record)]
         try:
             async with self._engine.begin() as connection:
                 await connection.exec_driver_sql(self._insert_sql, [row for _, row in rows])
+                if details:
+                    await connection.execute(self._insert_details, details)
         except Exception as error:
             if len(rows) > 1:
                 middle = len(rows) // 2
@@ -367,3 +372,27 @@ class RequestLogWriter:
 
 
 _Item = tuple[RequestRecord, float]
+
+
+def details_insert(dialect: str) -> Any:
+    """The request details' insert; a row already there (the console's own, with stored uploads) wins."""
+    if dialect == "postgresql":
+        return postgresql.insert(RequestDetailRow).on_conflict_do_nothing(index_elements=["request_id"])
+    return sqlite.insert(RequestDetailRow).on_conflict_do_nothing(index_elements=["request_id"])
+
+
+def _has_detail(record: RequestRecord) -> bool:
+    return record.detail is not None and record.detail.worth_keeping
+
+
+def detail_row(record: RequestRecord, started_at: float) -> dict[str, Any]:
+    detail = record.detail
+    assert detail is not None
+    return {
+        "request_id": record.request_id,
+        "time": datetime.fromtimestamp(started_at, UTC),
+        "prompt": detail.prompt[:32_000],
+        "params": detail.params or None,
+        "inputs": detail.inputs or None,
+        "outputs": detail.outputs or None,
+    }

@@ -39,7 +39,7 @@ from imagegate.domain import (
 from imagegate.errors import GatewayError, InvalidRequest, PermissionDenied, UpstreamFailed
 from imagegate.media.sizes import SizeRule, check_size, nearest_size
 from imagegate.money import format_usd
-from imagegate.observability import RequestRecord
+from imagegate.observability import RequestDetail, RequestRecord
 from imagegate.providers.registry import Catalog, Channel, ModelSpec
 from imagegate.services.delivery import Delivery
 from imagegate.services.inputs import InputLoader
@@ -170,6 +170,12 @@ class GenerationPipeline:
         generated.cost_micros = await meter.settle(result)
         record.size = generated.size or record.size
         record.cost_usd = format_usd(generated.cost_micros)
+        if record.detail is not None:
+            record.detail.outputs = [
+                {"url": image.url, "revised_prompt": image.revised_prompt}
+                for image in generated.images
+                if image.url is not None
+            ]
         if result.usage is not None:
             record.input_tokens = result.usage.input_tokens
             record.output_tokens = result.usage.output_tokens
@@ -221,8 +227,21 @@ def _close_when_done(finishing: asyncio.Future[Generated], meter: Meter) -> None
     task.add_done_callback(_background.discard)
 
 
+_DETAIL_PARAMS = ("size", "quality", "n", "background", "output_format", "output_compression")
+
+
 def describe(record: RequestRecord, request: ImageRequest) -> None:
-    """What the request log keeps of an image request."""
+    """What the request log keeps of an image request (and, beside it, its prompt and links)."""
+    params = {name: getattr(request, name) for name in _DETAIL_PARAMS if getattr(request, name) is not None}
+    sources = [("image", source) for source in request.sources]
+    if request.mask_source is not None:
+        sources.append(("mask", request.mask_source))
+    inputs = [
+        {"role": role, "url": source.url}
+        for role, source in sources
+        if source.url is not None and source.url.startswith(("http://", "https://"))
+    ]
+    record.detail = RequestDetail(prompt=request.prompt, params=params, inputs=inputs)
     record.model = request.public_model
     if record.stream is None:  # a chat stream is a stream, though its image request is not
         record.stream = request.stream

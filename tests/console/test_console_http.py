@@ -7,7 +7,7 @@ import io
 
 import requests
 
-from tests.conftest import ADMIN_KEY, LiveGateway
+from tests.conftest import ADMIN_KEY, LiveGateway, image_bytes
 from tests.console.helpers import csrf_of, make_key, page_csrf, sign_in
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -307,3 +307,24 @@ def test_requests_from_any_client_reach_the_gallery_and_detail(gateway: LiveGate
     gallery = session.get(f"{gateway.url}/console/logs?view=gallery").text
     assert gallery.count('data-testid="log-gallery-item"') == 2
     assert "streamed one" in gallery
+
+
+def test_an_sdk_multipart_edit_reaches_the_gallery_and_a_base64_answer_keeps_no_detail(
+    gateway: LiveGateway,
+) -> None:
+    secret = make_key(gateway, "sdk-edits")
+    client = gateway.client(api_key=secret)
+    edit = client.images.with_raw_response.edit(
+        model="demo", image=image_bytes((256, 256)), prompt="把天空涂成蓝色", response_format="url"
+    )
+    b64 = client.images.with_raw_response.generate(
+        model="demo", prompt="only base64", response_format="b64_json"
+    )
+    gateway_flush(gateway)
+    session = sign_in(gateway, secret)
+    detail = session.get(f"{gateway.url}/console/logs/{edit.headers['x-request-id']}").text
+    assert "把天空涂成蓝色" in detail and 'alt="output 1"' in detail
+    gallery = session.get(f"{gateway.url}/console/logs?view=gallery").text
+    assert gallery.count('data-testid="log-gallery-item"') == 1
+    assert "only base64" not in gallery
+    assert b64.headers["x-request-id"] in session.get(f"{gateway.url}/console/logs").text
