@@ -95,7 +95,7 @@ def prefer(request: Request) -> tuple[bool, int | None]:
 
 
 def wants_task(request: Request) -> bool:
-    return request.url.path.endswith("/async") or prefer(request)[0]
+    return request.scope["path"].endswith("/async") or prefer(request)[0]
 
 
 async def submit(request: Request, image_request: ImageRequest, who: Principal) -> Response:
