@@ -314,9 +314,13 @@ class Accepted:
 
 @dataclass(slots=True)
 class DeliveredImage:
-    """One finished image: validated, in the format asked for, and hosted when a URL is needed."""
+    """One finished image: validated, in the format asked for, and hosted when a URL is needed.
 
-    blob: ImageBlob
+    ``blob`` is None once the image is hosted and nobody needs its bytes any more (a JSON answer
+    of URLs): multi-megabyte images are then not held while the response is written.
+    """
+
+    blob: ImageBlob | None
     url: str | None = None
     revised_prompt: str | None = None
     seed: int | None = None

@@ -202,7 +202,7 @@ def _image_item(image: DeliveredImage, *, with_b64: bool = False) -> dict[str, A
     item: dict[str, Any] = {}
     if image.url is not None:
         item["url"] = image.url
-    if image.url is None or with_b64:
+    if image.blob is not None and (image.url is None or with_b64):
         item["b64_json"] = image.blob.b64_payload()
     if image.revised_prompt is not None:
         item["revised_prompt"] = image.revised_prompt

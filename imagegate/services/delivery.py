@@ -38,9 +38,17 @@ class Delivery:
         self.public_url = public_url
 
     async def deliver(
-        self, request: ImageRequest, result: ImageResult, channel: Channel, *, hosted: bool
+        self,
+        request: ImageRequest,
+        result: ImageResult,
+        channel: Channel,
+        *,
+        hosted: bool,
+        keep_bytes: bool = True,
     ) -> Generated:
         """Every image of ``result`` checked, in the asked format, and stored when ``hosted``.
+
+        ``keep_bytes=False`` lets a hosted image's bytes go as soon as they are stored.
 
         ``result.size`` is set to the size really made, so the charge follows what was delivered.
         """
@@ -54,11 +62,15 @@ class Delivery:
             first = first or info
             blob = await self._converted(blob, info, request)
             url = await self._host(blob) if hosted else None
-            delivered.append(DeliveredImage(blob, url, image.revised_prompt, image.seed))
+            kept = blob if keep_bytes or url is None else None
+            delivered.append(DeliveredImage(kept, url, image.revised_prompt, image.seed))
             image.blob = None  # the delivered copy is the one kept
         assert first is not None
         result.size = first.size
-        output_format = delivered[0].blob.format or first.format
+        first_blob = delivered[0].blob
+        output_format = (
+            (first_blob.format if first_blob is not None else None) or request.output_format or first.format
+        )
         return Generated(
             images=delivered,
             created=result.created or int(time.time()),

@@ -110,14 +110,17 @@ class GenerationPipeline:
         record: RequestRecord,
         *,
         hosted: bool | None = None,
+        keep_bytes: bool | None = None,
         meter: Meter | None = None,
     ) -> AsyncIterator[GenerationEvent]:
         """The request's events: Accepted, then its partial images, then Generated.
 
         Errors are raised as :class:`~imagegate.errors.GatewayError`; one raised before Accepted
         means nothing was started. ``hosted`` stores the images and gives them URLs (default:
-        when the client asked for URLs). ``meter`` is the hold :meth:`admit` took, for a request
-        checked and held earlier (an async task); the hold is settled or released here either way.
+        when the client asked for URLs). ``keep_bytes`` keeps hosted images' bytes in Generated
+        (default: for streams and base64 answers, whose events carry them). ``meter`` is the hold
+        :meth:`admit` took, for a request checked and held earlier (an async task); the hold is
+        settled or released here either way.
         """
         describe(record, request)
         try:
@@ -140,8 +143,10 @@ class GenerationPipeline:
                         "The upstream finished without an image.", code="upstream_bad_response"
                     )
                 wants_urls = request.response_format == "url" if hosted is None else hosted
+                if keep_bytes is None:
+                    keep_bytes = request.stream or request.response_format == "b64_json"
                 finishing = asyncio.ensure_future(
-                    self._finish(request, result, channel, meter, record, wants_urls)
+                    self._finish(request, result, channel, meter, record, wants_urls, keep_bytes)
                 )
                 del result
                 yield await asyncio.shield(finishing)
@@ -164,9 +169,12 @@ class GenerationPipeline:
         meter: Meter,
         record: RequestRecord,
         hosted: bool,
+        keep_bytes: bool,
     ) -> Generated:
         """Deliver the images, then charge for them. Runs to its end even if the client leaves."""
-        generated = await self.delivery.deliver(request, result, channel, hosted=hosted)
+        generated = await self.delivery.deliver(
+            request, result, channel, hosted=hosted, keep_bytes=keep_bytes
+        )
         generated.cost_micros = await meter.settle(result)
         record.size = generated.size or record.size
         record.cost_usd = format_usd(generated.cost_micros)

@@ -242,7 +242,8 @@ class TaskRunner:
         self.events.open(task.id)
         partials = 0
         try:
-            run = self.pipeline.run(request, principal, record, meter=meter)
+            # keep_bytes: the task's completed events carry each image's base64, as a stream's do.
+            run = self.pipeline.run(request, principal, record, meter=meter, keep_bytes=True)
             events = cast(AsyncGenerator[GenerationEvent], run)  # run() is an async generator
             # aclosing: a cancel landing between two events still runs the pipeline's cleanup
             # (the hold's release) now, not whenever the generator is collected.

@@ -134,6 +134,11 @@ async def test_url_mode_stores_each_image_and_hands_out_its_url(harness: Harness
     (image,) = generated.images
     assert image.url is not None and "/files/" in image.url
     assert image.url.endswith(".png")
+    assert image.blob is None  # stored: its bytes are not held while the answer is written
+    events, _ = await harness.run(ask(stream=True), request_id="req_2")
+    streamed = events[-1]
+    assert isinstance(streamed, Generated)
+    assert streamed.images[0].url is not None and streamed.images[0].blob is not None  # events carry it
 
 
 async def test_partials_pass_through_in_order_before_the_result(harness: Harness) -> None:
