@@ -61,16 +61,18 @@ class Delivery:
             info = await _inspected(blob, len(blob))
             first = first or info
             blob = await self._converted(blob, info, request)
+            image.blob = None  # the delivered copy is the one kept
+            if hosted and not keep_bytes:
+                # Only the bytes are stored: let the upstream's base64 (a view of its whole
+                # multi-megabyte answer) go before the upload, not after it.
+                blob = ImageBlob(raw=await _cpu(blob.raw, len(blob)))
             url = await self._host(blob) if hosted else None
             kept = blob if keep_bytes or url is None else None
             delivered.append(DeliveredImage(kept, url, image.revised_prompt, image.seed))
-            image.blob = None  # the delivered copy is the one kept
+            del blob
         assert first is not None
         result.size = first.size
-        first_blob = delivered[0].blob
-        output_format = (
-            (first_blob.format if first_blob is not None else None) or request.output_format or first.format
-        )
+        output_format = request.output_format or first.format  # what _converted made of it
         return Generated(
             images=delivered,
             created=result.created or int(time.time()),
