@@ -45,6 +45,8 @@ from imagegate.services.delivery import Delivery
 from imagegate.services.inputs import InputLoader
 from imagegate.services.routing import CatalogSource, ChannelRouter
 
+logger = logging.getLogger("imagegate.generation")
+
 
 class GenerationPipeline:
     def __init__(
@@ -204,9 +206,6 @@ class GenerationPipeline:
                 final = event
         assert final is not None  # run() raises rather than end without one
         return final
-
-
-logger = logging.getLogger("imagegate.generation")
 
 
 def fit_size(size: str, sizes: SizeRule, policy: str, *, model: str, param: str = "size") -> str:
