@@ -20,8 +20,10 @@ class ServeProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / f"serve-{self.port}.log"
         data_dir.mkdir(parents=True, exist_ok=True)
+        # Only what the test says: an IMAGEGATE_* variable of the shell running the suite must not
+        # reach the gateway under test.
         environment = {
-            **os.environ,
+            **{name: value for name, value in os.environ.items() if not name.startswith("IMAGEGATE_")},
             **env,
             "IMAGEGATE_DATA_DIR": str(data_dir),
             "IMAGEGATE_PORT": str(self.port),

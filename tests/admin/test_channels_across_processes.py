@@ -5,9 +5,6 @@ IMAGEGATE_REDIS_URL is set, by Redis pub/sub.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,14 +13,13 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.conftest import ADMIN_KEY, REDIS_URL, free_port, openai_channel, redis_available, service_missing
+from tests.conftest import ADMIN_KEY, REDIS_URL, openai_channel, redis_available, service_missing
 from tests.db.conftest import POSTGRES_ADMIN_DSN, _create_postgres_database, _drop_postgres_database
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 from tests.serve_process import ServeProcess
 
 pytestmark = pytest.mark.slow
 
-IMAGEGATE = str(Path(sys.executable).with_name("imagegate"))
 MODEL = "gpt-image-1"
 
 
@@ -47,39 +43,6 @@ def upstreams() -> Iterator[tuple[FakeOpenAIUpstream, FakeOpenAIUpstream]]:
     backup.stop()
 
 
-def _serve(
-    tmp_path: Path, index: int, database_url: str, redis_url: str, config: Path
-) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")},
-        "IMAGEGATE_DATABASE_URL": database_url,
-        "IMAGEGATE_ADMIN_KEY": ADMIN_KEY,
-        "IMAGEGATE_DATA_DIR": str(tmp_path / f"data-{index}"),
-        "IMAGEGATE_PORT": str(port),
-        "IMAGEGATE_LOG_LEVEL": "WARNING",
-        "IMAGEGATE_CONFIG": str(config),
-    }
-    if redis_url:
-        env["IMAGEGATE_REDIS_URL"] = redis_url
-    log = (tmp_path / f"serve-{index}.log").open("wb")
-    process = subprocess.Popen([IMAGEGATE, "serve"], cwd=tmp_path, env=env, stdout=log, stderr=log)
-    return process, f"http://127.0.0.1:{port}"
-
-
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"gateway at {url} did not start:\n{log.read_text()}")
-
-
 @pytest.fixture(params=["polling", "redis"])
 def gateways(
     request: pytest.FixtureRequest,
@@ -100,20 +63,21 @@ def gateways(
         f'base_url = "{backup.base_url}"\napi_key = "{backup.api_key}"\n'
         f'models = ["{MODEL}"]\npriority = 1\ntimeout_s = 20\n'
     )
-    started = [_serve(tmp_path, index, postgres_url, redis_url, config) for index in range(2)]
+    env = {
+        "IMAGEGATE_DATABASE_URL": postgres_url,
+        "IMAGEGATE_ADMIN_KEY": ADMIN_KEY,
+        "IMAGEGATE_CONFIG": str(config),
+    }
+    if redis_url:
+        env["IMAGEGATE_REDIS_URL"] = redis_url
+    started = [ServeProcess(env, tmp_path / f"data-{index}") for index in range(2)]
     try:
-        for index, (process, url) in enumerate(started):
-            _wait_ready(process, url, tmp_path / f"serve-{index}.log")
-        yield [url for _, url in started]
+        for serve in started:
+            serve.wait_ready()
+        yield [serve.url for serve in started]
     finally:
-        for process, _ in started:
-            process.terminate()
-        for process, _ in started:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        for serve in started:
+            serve.stop()
 
 
 def _generate(url: str) -> int:
