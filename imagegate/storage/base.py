@@ -150,10 +150,6 @@ class ImageStore(ABC):
         """Release connections (nothing to do for most stores)."""
         return None
 
-    def local_path(self, image: StoredImage) -> Path | None:
-        """The local file holding an image, when the store is a folder. Prefer `get`/`open`."""
-        return None
-
     def is_expired(self, image: StoredImage, now: dt.datetime | None = None) -> bool:
         """Past retention: its URL answers 410 even before the sweeper has deleted it."""
         cutoff = retention_cutoff(self.retention_days, now)
