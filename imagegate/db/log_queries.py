@@ -80,13 +80,7 @@ async def list_logs(
     """Rows matching ``where``, newest first, at most ``limit``; ``next_cursor`` when more exist."""
     conditions = where.conditions()
     if cursor is not None:
-        moment, request_id = decode_cursor(cursor)
-        conditions.append(
-            or_(
-                RequestLogRow.time < moment,
-                and_(RequestLogRow.time == moment, RequestLogRow.id < request_id),
-            )
-        )
+        conditions.append(older_than_cursor(cursor, RequestLogRow.time, RequestLogRow.id))
     query = (
         select(RequestLogRow.__table__)
         .where(*conditions)
@@ -148,6 +142,12 @@ async def usage(engine: AsyncEngine, where: LogFilter) -> list[UsageRow]:
 def encode_cursor(moment: datetime, request_id: str) -> str:
     raw = orjson.dumps([moment.isoformat(), request_id])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def older_than_cursor(cursor: str, time: Any, request_id: Any) -> ColumnElement[bool]:
+    """Rows after ``cursor`` in a newest-first listing ordered by (time, request id)."""
+    moment, last_id = decode_cursor(cursor)
+    return or_(time < moment, and_(time == moment, request_id < last_id))
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from imagegate.db.log_queries import LogFilter, LogPage, decode_cursor, encode_cursor
+from imagegate.db.log_queries import LogFilter, LogPage, encode_cursor, older_than_cursor
 from imagegate.db.request_logs import RequestLogRow
 from imagegate.db.tables import RequestDetailRow
 
@@ -86,13 +86,7 @@ async def gallery(
     """Requests that made images, newest first, each with its log columns, prompt and outputs."""
     conditions = [*where.conditions(), RequestDetailRow.outputs.is_not(None)]
     if cursor is not None:
-        moment, request_id = decode_cursor(cursor)
-        conditions.append(
-            or_(
-                RequestDetailRow.time < moment,
-                and_(RequestDetailRow.time == moment, RequestDetailRow.request_id < request_id),
-            )
-        )
+        conditions.append(older_than_cursor(cursor, RequestDetailRow.time, RequestDetailRow.request_id))
     query = (
         select(
             RequestDetailRow.request_id.label("id"),
