@@ -114,9 +114,13 @@ class PassThrough:
 async def call_json(
     request: Request, viewer: Viewer, method: str, path: str, body: Any = None
 ) -> tuple[int, Any]:
-    """Call the gateway's own API in-process as ``viewer``; the status and the decoded JSON body."""
+    """Call the gateway's own API in-process as ``viewer``; the status and the decoded JSON body.
+
+    ``path`` may carry a query string (``/v1/images/tasks?limit=50``).
+    """
     payload = b"" if body is None else orjson.dumps(body)
-    scope = inner_scope(request.scope, method, path, b"", viewer.token)
+    route, _, query = path.partition("?")
+    scope = inner_scope(request.scope, method, route, query.encode(), viewer.token)
     scope["headers"] = [
         *[(n, v) for n, v in scope["headers"] if n not in (b"content-type", b"content-length")],
         (b"content-type", b"application/json"),

@@ -328,3 +328,15 @@ def test_an_sdk_multipart_edit_reaches_the_gallery_and_a_base64_answer_keeps_no_
     assert gallery.count('data-testid="log-gallery-item"') == 1
     assert "only base64" not in gallery
     assert b64.headers["x-request-id"] in session.get(f"{gateway.url}/console/logs").text
+
+
+def test_the_tasks_page_lists_the_keys_async_tasks(gateway: LiveGateway) -> None:
+    secret = make_key(gateway, "tasks")
+    submitted = requests.post(
+        f"{gateway.url}/v1/images/generations/async",
+        headers={"Authorization": f"Bearer {secret}", "Prefer": "wait=30"},
+        json={"model": "demo", "prompt": "a task", "size": "1024x1024"},
+        timeout=60,
+    ).json()
+    session = sign_in(gateway, secret)
+    assert submitted["id"] in session.get(f"{gateway.url}/console/tasks").text
