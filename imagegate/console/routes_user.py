@@ -17,7 +17,6 @@ from starlette.responses import RedirectResponse, Response
 
 from imagegate.console.charts import bar_chart
 from imagegate.console.common import admin_only, days_param, log_filter, signed_in
-from imagegate.console.passthrough import call_json
 from imagegate.console.render import SECURITY_HEADERS, page
 from imagegate.console.running import gateway
 from imagegate.db import log_queries, log_stats, request_details
@@ -26,7 +25,6 @@ from imagegate.money import format_usd
 
 router = APIRouter(include_in_schema=False)
 
-TASKS_PATH = "/v1/images/tasks"
 PAGE_SIZE = 50
 GALLERY_SIZE = 48
 QUALITIES = ("auto", "low", "medium", "high")
@@ -241,9 +239,10 @@ async def log_detail(request: Request, request_id: str) -> Response:
 @router.get("/console/tasks")
 async def tasks_page(request: Request) -> Response:
     viewer = await signed_in(request)
-    status, body = await call_json(request, viewer, "GET", f"{TASKS_PATH}?limit=50")
-    tasks = body.get("data", []) if status == 200 and isinstance(body, dict) else []
-    return page(request, "tasks.html", viewer, tasks=tasks, available=status == 200)
+    # Read like every other console page, not through /v1: a page view is not an API request
+    # and has no place in the request log.
+    views, _ = await gateway(request).tasks.page(viewer.principal, status=None, limit=50, after=None)
+    return page(request, "tasks.html", viewer, tasks=[view.to_wire() for view in views], available=True)
 
 
 @router.get("/console/overview")
