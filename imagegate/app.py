@@ -12,12 +12,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from imagegate import __version__, tracing
 from imagegate.api import chat, files, health, images, metrics, models, openapi_v1, tasks
 from imagegate.api.admin import include_admin_api
 from imagegate.api.client_ip import ClientIpResolver
 from imagegate.api.errors import install_error_handlers
+from imagegate.api.hot_routes import HotRoutes
 from imagegate.api.metrics_middleware import MetricsMiddleware
 from imagegate.api.middleware import RequestContextMiddleware
 from imagegate.console import mount_console
@@ -39,13 +41,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     configure_logging(settings)
     tracing.setup()  # OpenTelemetry, only with the `otel` extra and OTEL_EXPORTER_OTLP_ENDPOINT
-    app = FastAPI(title="imagegate", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.add_middleware(
-        RequestContextMiddleware,
-        max_body_bytes=int(settings.max_body_mb * 1024 * 1024),
-        client_ip=ClientIpResolver(settings.trusted_proxies, settings.forwarded_header),
+    app = GatewayApp(
+        settings, title="imagegate", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
     )
-    app.add_middleware(MetricsMiddleware)  # outermost: its timings include the request-context work
     install_error_handlers(app)
     for module in (images, chat, models, files, health, metrics):
         app.include_router(module.router)
@@ -55,6 +53,31 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(openapi_v1.router)  # GET /v1/openapi.json
     mount_console(app)  # the web console at /console (and / redirects there)
     return app
+
+
+class GatewayApp(FastAPI):
+    """FastAPI with the request edge in front of its whole stack.
+
+    Every request passes the metrics and the request-context middleware (request id, client IP,
+    body limit, log line); then the hot API endpoints are dispatched directly
+    (`imagegate.api.hot_routes`) and everything else goes through FastAPI as usual.
+    """
+
+    def __init__(self, settings: Settings, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.settings = settings
+
+    def build_middleware_stack(self) -> ASGIApp:
+        hot = HotRoutes(
+            super().build_middleware_stack(),
+            {("POST", path): endpoint for path, endpoint in (images.POST_ROUTES | chat.POST_ROUTES).items()},
+        )
+        context = RequestContextMiddleware(
+            hot,
+            max_body_bytes=int(self.settings.max_body_mb * 1024 * 1024),
+            client_ip=ClientIpResolver(self.settings.trusted_proxies, self.settings.forwarded_header),
+        )
+        return MetricsMiddleware(context)  # outermost: its timings include the request-context work
 
 
 def create_app_from_env() -> FastAPI:

@@ -81,5 +81,7 @@ async def _chunks(
     yield sse_event(None, b"[DONE]")
 
 
-# A plain Starlette route, like the image endpoints (see api/images.py).
-router.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
+# A plain endpoint, like the image endpoints (see api/images.py).
+POST_ROUTES = {"/v1/chat/completions": chat_completions}
+for _path, _endpoint in POST_ROUTES.items():
+    router.add_route(_path, _endpoint, methods=["POST"])

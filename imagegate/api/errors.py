@@ -81,6 +81,17 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def exception_response(request: Request, exc: Exception) -> Response:
+    """The answer to ``exc`` for a route dispatched outside FastAPI (`imagegate.api.hot_routes`)."""
+    if isinstance(exc, GatewayError):
+        return await _gateway_error(request, exc)
+    if isinstance(exc, ClientDisconnect):
+        return await _client_gone(request, exc)
+    if isinstance(exc, HTTPException):
+        return await _http_error(request, exc)
+    return await _unexpected_error(request, exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(HTTPException, _http_error)

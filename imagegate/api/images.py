@@ -61,10 +61,14 @@ async def _respond(request: Request, image_request: ImageRequest, who: Principal
     return JSONPartsResponse(images_response(await pipeline.generate(image_request, who, record)))
 
 
-# Plain Starlette routes: these endpoints parse their own bodies, so FastAPI's per-request
-# dependency resolution would be pure overhead on the hottest paths.
-router.add_route("/v1/images/generations", create_image, methods=["POST"])
-router.add_route("/v1/images/edits", edit_image, methods=["POST"])
-# Async tasks: the same bodies, answered by `api.tasks.submit`.
-router.add_route("/v1/images/generations/async", create_image, methods=["POST"])
-router.add_route("/v1/images/edits/async", edit_image, methods=["POST"])
+#: Plain endpoints: they parse their own bodies, so they are dispatched without FastAPI's
+#: per-request machinery (`imagegate.api.hot_routes`); the router keeps them for the rest.
+POST_ROUTES = {
+    "/v1/images/generations": create_image,
+    "/v1/images/edits": edit_image,
+    # Async tasks: the same bodies, answered by `api.tasks.submit`.
+    "/v1/images/generations/async": create_image,
+    "/v1/images/edits/async": edit_image,
+}
+for _path, _endpoint in POST_ROUTES.items():
+    router.add_route(_path, _endpoint, methods=["POST"])
