@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import secrets
+import random
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -348,7 +348,9 @@ GenerationEvent = Accepted | PartialImage | Generated
 
 
 def new_request_id() -> str:
-    return "req_" + secrets.token_hex(12)
+    # Unique, not secret: Python's generator (reseeded in every forked worker) is enough, and
+    # unlike os.urandom it does not hand the GIL to the database threads on every request.
+    return f"req_{random.getrandbits(96):024x}"
 
 
 # -- chat-image calls ------------------------------------------------------------------------------

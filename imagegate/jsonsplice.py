@@ -15,7 +15,7 @@ out by a byte search, the small remainder is parsed, and on the way out they are
 
 from __future__ import annotations
 
-import secrets
+import random
 from typing import Any
 
 import orjson
@@ -24,6 +24,13 @@ _KEY = b'"b64_json"'
 _WHITESPACE = b" \t\r\n"
 #: Strings shorter than this go through orjson as usual: splicing pays only for large ones.
 LARGE = 64 * 1024
+#: Placeholder markers only have to be unguessable by whoever wrote the body's other strings,
+#: who never sees them; this generator is seeded from the OS once and costs no system call.
+_markers = random.Random()
+
+
+def _new_marker() -> str:
+    return f"\x00{_markers.getrandbits(32):08x}"
 
 
 def loads(raw: bytes, *, views: bool = False) -> Any:
@@ -35,7 +42,7 @@ def loads(raw: bytes, *, views: bool = False) -> Any:
     skeleton_parts: list[bytes] = []
     values: list[str | memoryview] = []
     view = memoryview(raw)
-    marker = "\x00" + secrets.token_hex(4)
+    marker = _new_marker()
     copied = 0  # raw[:copied] is already in skeleton_parts
     search = 0
     while (found := raw.find(_KEY, search)) >= 0:
@@ -83,7 +90,7 @@ def dumps(body: Any, *, prefix: bytes = b"", suffix: bytes = b"") -> bytes:
 def dump_parts(body: Any, *, prefix: bytes = b"", suffix: bytes = b"") -> list[bytes | memoryview]:
     """Like :func:`dumps`, but the pieces unjoined: large values are sent without any copy."""
     large: list[str | bytes | memoryview] = []
-    marker = "\x00" + secrets.token_hex(4)
+    marker = _new_marker()
     skeleton = _extract(body, marker, large)
     if not large:
         return [prefix + orjson.dumps(body) + suffix]
