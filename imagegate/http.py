@@ -36,6 +36,9 @@ class HttpClients:
             read_bufsize=UPSTREAM_READ_BUFFER,
             auto_decompress=True,
             trust_env=False,
+            # Upstreams are APIs called for many clients: a cookie one sets must not ride along
+            # on the next client's call (and the jar costs every request a lookup).
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         fetcher = SafeFetcher(
             allow_private=settings.allow_private_fetch,

@@ -97,6 +97,16 @@ def request_counter(endpoint: str, model: str, status: str) -> Any:
 
 
 @functools.cache
+def attempt_counter(channel: str, outcome: str) -> Any:
+    return upstream_attempts.labels(channel, outcome)
+
+
+@functools.cache
+def images_counter(model: str) -> Any:
+    return images_total.labels(model)
+
+
+@functools.cache
 def endpoint_timers(endpoint: str) -> tuple[Any, Any]:
     """(time to first byte, duration) histograms of an endpoint."""
     return time_to_first_byte.labels(endpoint), request_duration.labels(endpoint)
@@ -161,25 +171,25 @@ def outcome_of_code(code: str | None) -> str:
 def observe_record(record: RequestRecord) -> None:
     """The pipeline-level metrics of one finished request, from its record."""
     for attempt in record.attempts:
-        upstream_attempts.labels(
+        attempt_counter(
             channel_label(str(attempt.get("channel"))), outcome_of_code(attempt.get("error"))
         ).inc()
     # cost_usd is set once the images were delivered and charged (zero for free models).
     if record.cost_usd is not None:
         model = model_label(record.model)
-        images_total.labels(model).inc(record.n or 1)
+        images_counter(model).inc(record.n or 1)
         usd = Decimal(record.cost_usd)
         if usd > 0:
             cost_usd.labels(model).inc(float(usd))
 
 
 def record_upstream_attempt(channel: str, error: GatewayError | None) -> None:
-    upstream_attempts.labels(channel_label(channel), outcome(error)).inc()
+    attempt_counter(channel_label(channel), outcome(error)).inc()
 
 
 def record_images(model: str, count: int) -> None:
     if count > 0:
-        images_total.labels(model_label(model)).inc(count)
+        images_counter(model_label(model)).inc(count)
 
 
 def record_cost(model: str, usd: float | Decimal) -> None:

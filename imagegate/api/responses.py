@@ -49,9 +49,14 @@ class JSONPartsResponse(Response):
     media_type = "application/json"
 
     def __init__(self, content: object, status_code: int = 200) -> None:
+        # Not Response.__init__: it renders a body and derives headers this class replaces anyway,
+        # on every image answer.
         self.parts = jsonsplice.dump_parts(content)
-        super().__init__(b"", status_code=status_code)
-        self.headers["content-length"] = str(sum(len(part) for part in self.parts))
+        self.status_code = status_code
+        self.background = None
+        self.body = b""
+        length = sum(len(part) for part in self.parts)
+        self.raw_headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % length)]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})

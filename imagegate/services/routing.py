@@ -176,10 +176,11 @@ class ChannelRouter:
         ordered: list[Channel] = []
         for priority in sorted({channel.config.priority for channel in channels}):
             tier = [channel for channel in channels if channel.config.priority == priority]
-            while tier:
+            while len(tier) > 1:
                 pick = self.rng.choices(tier, weights=[c.config.weight for c in tier])[0]
                 tier.remove(pick)
                 ordered.append(pick)
+            ordered.extend(tier)
         return ordered
 
     async def _acquire(self, model: str, candidates: list[Channel]) -> tuple[Channel, Lease] | None:
