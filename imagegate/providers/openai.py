@@ -113,9 +113,15 @@ class OpenAIProvider(Provider):
             if response.content_type == "text/event-stream":
                 async for event in self._relay(response, kind, upstream_model):
                     yield event
-            else:
-                body = json_object(await response.read())
-                yield _result(body, _images(body.get("data")), body.get("created"))
+                return
+            body = json_object(await response.read())
+        # The answer is megabytes of base64, which the images view and the response object keeps
+        # a copy of. This frame waits at the yield while the images are decoded and uploaded:
+        # holding no name of its own lets the answer go as soon as the images are decoded.
+        del response
+        result = _result(body, _images(body.get("data")), body.get("created"))
+        del body
+        yield result
 
     async def _relay(
         self, response: aiohttp.ClientResponse, kind: _Kind, upstream_model: str
@@ -142,7 +148,10 @@ class OpenAIProvider(Provider):
                 del partial
             elif kind_seen.endswith(".completed"):
                 images.append(_image(payload))
-                last = payload
+                # As with partials: the image alone keeps its base64 (delivery lets it go once
+                # decoded); the rest of the event stays for the usage and the echo.
+                last = {key: value for key, value in payload.items() if key != "b64_json"}
+                del sse, payload
             # Other event types are newer than this code; skipping them keeps the stream going.
         if not images:
             raise bad_response(
