@@ -7,8 +7,10 @@ requests instead of paying a TCP and TLS handshake per image.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
+import orjson
 
 from imagegate.media.fetch import SafeFetcher
 from imagegate.settings import Settings
@@ -39,6 +41,9 @@ class HttpClients:
             # Upstreams are APIs called for many clients: a cookie one sets must not ride along
             # on the next client's call (and the jar costs every request a lookup).
             cookie_jar=aiohttp.DummyCookieJar(),
+            # Request bodies (``json=``) through orjson: several times faster than the standard
+            # library on every call, and on megabytes of inline base64 (Gemini edits) by far.
+            json_serialize=_orjson_text,
         )
         fetcher = SafeFetcher(
             allow_private=settings.allow_private_fetch,
@@ -51,3 +56,7 @@ class HttpClients:
     async def aclose(self) -> None:
         await self.upstream.close()
         await self.fetcher.aclose()
+
+
+def _orjson_text(value: Any) -> str:
+    return orjson.dumps(value).decode()

@@ -39,6 +39,8 @@ def loads(raw: bytes, *, views: bool = False) -> Any:
     With ``views``, long ``b64_json`` values are read-only memoryviews into ``raw`` (which
     they keep alive) instead of str copies.
     """
+    if len(raw) < LARGE:
+        return orjson.loads(raw)  # no value in it can be large
     skeleton_parts: list[bytes] = []
     values: list[str | memoryview] = []
     view = memoryview(raw)

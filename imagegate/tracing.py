@@ -58,6 +58,11 @@ def shutdown() -> None:
     _tracer = _provider = None
 
 
+def enabled() -> bool:
+    """Whether spans are recorded (callers on the hot path skip building them otherwise)."""
+    return _tracer is not None
+
+
 @contextlib.contextmanager
 def span(name: str, **attributes: str | int | float | bool) -> Iterator[None]:
     """A span around the block, child of the current one; nothing at all when tracing is off."""

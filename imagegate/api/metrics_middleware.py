@@ -6,6 +6,7 @@ time to first byte is the time to the first body bytes actually sent.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -33,6 +34,7 @@ _ENDPOINTS: tuple[tuple[str, str], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=1024)  # bounded: paths are the client's to choose
 def endpoint_label(path: str) -> str:
     for prefix, label in _ENDPOINTS:
         if path.startswith(prefix):
@@ -71,7 +73,10 @@ class MetricsMiddleware:
 
         metrics.in_flight_requests.inc()
         try:
-            with tracing.span(endpoint, **{"http.method": scope["method"]}):
+            if tracing.enabled():
+                with tracing.span(endpoint, **{"http.method": scope["method"]}):
+                    await self.app(scope, receive, send_and_measure)
+            else:
                 await self.app(scope, receive, send_and_measure)
         finally:
             metrics.in_flight_requests.dec()
