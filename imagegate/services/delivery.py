@@ -58,7 +58,7 @@ class Delivery:
         first: ImageInfo | None = None
         for image in result.images:
             blob = image.blob if image.blob is not None else await self._download(image, channel)
-            info = await _inspected(blob, len(blob))
+            info = _inspected(blob)
             first = first or info
             blob = await self._converted(blob, info, request)
             image.blob = None  # the delivered copy is the one kept
@@ -139,9 +139,11 @@ async def _cpu(work: Callable[[], _T], weight: int) -> _T:
     return await run_sized_work(weight, work)
 
 
-async def _inspected(blob: ImageBlob, weight: int) -> ImageInfo:
+def _inspected(blob: ImageBlob) -> ImageInfo:
+    # At once, whatever the image's size: only its first and last bytes are decoded. A trip to a
+    # worker thread would hold the whole upstream answer in memory for nothing meanwhile.
     try:
-        return await _cpu(lambda: inspect_image(blob), weight)
+        return inspect_image(blob)
     except ValueError as exc:
         raise _not_an_image() from exc
 
