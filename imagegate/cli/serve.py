@@ -54,7 +54,9 @@ def served_app() -> Any:
     from imagegate.app import create_app
     from imagegate.media import work
     from imagegate.server.drain import DrainingApp
+    from imagegate.server.memory import return_large_blocks
 
+    return_large_blocks()  # in every worker: images' big blocks go back to the OS when freed
     settings = load_settings()
     work.configure(settings.image_work_threads)
     return DrainingApp(create_app(settings), settings.shutdown_grace_s)
