@@ -17,11 +17,24 @@ a single writer, so the statement is atomic there. Every later write of a runner
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from imagegate.db.group_commit import GroupCommit, Write
@@ -124,12 +137,34 @@ def _input_row(task_id: str, position: int, item: TaskInput) -> dict[str, Any]:
     return row
 
 
+#: Built once: a statement made per call with ``.values(**row)`` is traversed anew for its cache
+#: key on every submit, which cost more than the insert.
+_INSERT_TASK = insert(TaskRow)
+#: Bound on the cache of keys' webhook URLs (cleared whole when reached).
+_MAX_CACHED_KEYS = 10_000
+
+
+_DELETE_INPUTS = delete(TaskInputRow).where(TaskInputRow.task_id == bindparam("where_task"))
+
+
+@functools.cache
+def _finish_statement(by_runner: bool, columns: tuple[str, ...]) -> Update:
+    """A task's move to its end state, with every value bound: built once per shape, like
+    ``_INSERT_TASK``, instead of once per task."""
+    conditions = [TaskRow.id == bindparam("where_id"), TaskRow.status == bindparam("where_status")]
+    if by_runner:
+        conditions.append(TaskRow.runner_id == bindparam("where_runner"))
+    return update(TaskRow).where(*conditions).values({column: bindparam(column) for column in columns})
+
+
 class TaskStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, key_cache_ttl_s: float = 0.0) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
         #: Submits, partial counts and ends of many tasks share transactions (group commit).
         self._writes = GroupCommit(engine)
+        self._key_cache_ttl_s = key_cache_ttl_s
+        self._key_urls: dict[str | None, tuple[float, str | None]] = {}
 
     async def _row_write(self, write: Write) -> Any:
         """A write to one existing task row. SQLite: group-committed (it has one writer anyway).
@@ -156,7 +191,7 @@ class TaskStore:
 
     async def create(self, values: dict[str, Any], inputs: list[TaskInput]) -> None:
         async def write(connection: AsyncConnection) -> None:
-            await connection.execute(insert(TaskRow).values(**values))
+            await connection.execute(_INSERT_TASK, values)
             if inputs:
                 await connection.execute(
                     insert(TaskInputRow),
@@ -298,9 +333,6 @@ class TaskStore:
         webhook: dict[str, Any] | None = None,
     ) -> bool:
         """Move a task to its end state; False when it was no longer ``from_status`` (and ours)."""
-        conditions = [TaskRow.id == task_id, TaskRow.status == from_status]
-        if runner_id is not None:
-            conditions.append(TaskRow.runner_id == runner_id)
         values: dict[str, Any] = {
             "status": status,
             "result": result,
@@ -309,12 +341,14 @@ class TaskStore:
             "lease_until": None,
             **(webhook or {}),
         }
+        statement = _finish_statement(runner_id is not None, tuple(values))
+        params = {"where_id": task_id, "where_status": from_status, "where_runner": runner_id, **values}
 
         async def write(connection: AsyncConnection) -> bool:
-            changed = (await connection.execute(update(TaskRow).where(*conditions).values(**values))).rowcount
+            changed = (await connection.execute(statement, params)).rowcount
             if changed == 1:
                 # Inputs are needed only to run it; an ended task keeps its result alone.
-                await connection.execute(delete(TaskInputRow).where(TaskInputRow.task_id == task_id))
+                await connection.execute(_DELETE_INPUTS, {"where_task": task_id})
             return bool(changed == 1)
 
         return bool(await self._row_write(write))
@@ -465,6 +499,20 @@ class TaskStore:
             row = (await connection.execute(query)).first()
         return (None, None) if row is None else (row[0], row[1])
 
+    async def key_webhook_url(self, key_id: str | None) -> str | None:
+        """The key's default webhook URL, as a submit needs it: cached for ``key_cache_ttl_s``
+        like the keys themselves (`imagegate.services.auth`), since a burst of submits would
+        otherwise read it once each. A change made through this store applies at once."""
+        now = time.monotonic()
+        cached = self._key_urls.get(key_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        url = (await self.key_webhook(key_id))[0] if key_id is not None else None
+        if len(self._key_urls) >= _MAX_CACHED_KEYS:
+            self._key_urls.clear()
+        self._key_urls[key_id] = (now + self._key_cache_ttl_s, url)
+        return url
+
     async def set_key_webhook(self, key_id: str, **values: str | None) -> None:
         async with self._engine.begin() as connection:
             changed = await connection.execute(
@@ -472,3 +520,4 @@ class TaskStore:
             )
             if changed.rowcount == 0:
                 await connection.execute(insert(KeyWebhookRow).values(key_id=key_id, **values))
+        self._key_urls.pop(key_id, None)

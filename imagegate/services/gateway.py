@@ -117,7 +117,9 @@ class Gateway:
         keys = KeyStore(engine)
         limiter = create_limiter(settings)
         generation = GenerationPipeline(catalogs, routing, inputs, billing, delivery)
-        tasks = TaskService(TaskStore(engine), generation, billing, settings)
+        tasks = TaskService(
+            TaskStore(engine, key_cache_ttl_s=settings.key_cache_ttl_s), generation, billing, settings
+        )
         sweeper = RetentionSweeper(store, settings, engine)
         sweeper.start()
         return cls(

@@ -97,7 +97,7 @@ class TaskService:
         if webhook_url is not None:
             check_webhook_url(webhook_url)
         else:
-            webhook_url, _secret = await self.store.key_webhook(principal.key_id)
+            webhook_url = await self.store.key_webhook_url(principal.key_id)
         task_id = new_task_id()
         # The answer is never a stream (progress is the events endpoint), but partial images are
         # still asked of the upstream when wanted, for those events.
