@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate.db.log_queries import LogFilter, decode_cursor, get_log, list_logs, usage
-from imagegate.db.request_logs import RequestLogRow, RequestLogWriter
+from imagegate.db.request_logs import SQLITE_ROWS_PER_STATEMENT, RequestLogRow, RequestLogWriter
 from imagegate.domain import new_request_id
 from imagegate.errors import InvalidRequest
 from imagegate.observability import RequestRecord
@@ -121,6 +121,22 @@ async def test_a_row_the_database_refuses_does_not_wedge_the_queue(engine: Async
     await writer.flush()
     assert (writer.pending, writer.dropped, writer.written) == (0, 1, 1)
     assert await count(engine) == 2
+
+
+async def test_a_batch_larger_than_one_insert_statement_arrives_whole(engine: AsyncEngine) -> None:
+    # SQLite inserts SQLITE_ROWS_PER_STATEMENT rows per statement: 250 rows are three statements,
+    # the last one short; a duplicate id in the middle fails one statement, not its neighbours.
+    first = record()
+    await write(engine, (first, NOW))
+    writer = RequestLogWriter(engine, batch_size=500, interval_s=3600)
+    sent = [record() for _ in range(250)]
+    sent[137] = record(request_id=first.request_id)
+    for item in sent:
+        writer.submit(item, NOW.timestamp())
+    await writer.flush()
+    assert (writer.pending, writer.dropped, writer.written) == (0, 1, 249)
+    assert await count(engine) == 250
+    assert SQLITE_ROWS_PER_STATEMENT < 250
 
 
 async def test_retention_deletes_old_rows_at_start(engine: AsyncEngine) -> None:
