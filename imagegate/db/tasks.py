@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from imagegate.db.group_commit import GroupCommit, Write
 from imagegate.db.tables import LedgerRow
 from imagegate.db.tasks_tables import KeyWebhookRow, TaskInputRow, TaskRow, WebhookAttemptRow
+from imagegate.ttl_cache import TtlCache
 
 ENDED = ("completed", "failed", "cancelled")
 
@@ -140,8 +141,6 @@ def _input_row(task_id: str, position: int, item: TaskInput) -> dict[str, Any]:
 #: Built once: a statement made per call with ``.values(**row)`` is traversed anew for its cache
 #: key on every submit, which cost more than the insert.
 _INSERT_TASK = insert(TaskRow)
-#: Bound on the cache of keys' webhook URLs (cleared whole when reached).
-_MAX_CACHED_KEYS = 10_000
 
 
 _DELETE_INPUTS = delete(TaskInputRow).where(TaskInputRow.task_id == bindparam("where_task"))
@@ -163,8 +162,7 @@ class TaskStore:
         self._postgres = engine.dialect.name == "postgresql"
         #: Submits, partial counts and ends of many tasks share transactions (group commit).
         self._writes = GroupCommit(engine)
-        self._key_cache_ttl_s = key_cache_ttl_s
-        self._key_urls: dict[str | None, tuple[float, str | None]] = {}
+        self._key_urls: TtlCache[str, str | None] = TtlCache(key_cache_ttl_s)
 
     async def _row_write(self, write: Write) -> Any:
         """A write to one existing task row. SQLite: group-committed (it has one writer anyway).
@@ -501,19 +499,15 @@ class TaskStore:
             row = (await connection.execute(query)).first()
         return (None, None) if row is None else (row[0], row[1])
 
-    async def key_webhook_url(self, key_id: str | None) -> str | None:
+    async def key_webhook_url(self, key_id: str) -> str | None:
         """The key's default webhook URL, as a submit needs it: cached for ``key_cache_ttl_s``
         like the keys themselves (`imagegate.services.auth`), since a burst of submits would
         otherwise read it once each. A change made through this store applies at once."""
-        now = time.monotonic()
-        cached = self._key_urls.get(key_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        url = (await self.key_webhook(key_id))[0] if key_id is not None else None
-        if len(self._key_urls) >= _MAX_CACHED_KEYS:
-            self._key_urls.clear()
-        self._key_urls[key_id] = (now + self._key_cache_ttl_s, url)
-        return url
+
+        async def load() -> str | None:
+            return (await self.key_webhook(key_id))[0]
+
+        return await self._key_urls.get(key_id, load)
 
     async def set_key_webhook(self, key_id: str, **values: str | None) -> None:
         async with self._engine.begin() as connection:
@@ -522,4 +516,4 @@ class TaskStore:
             )
             if changed.rowcount == 0:
                 await connection.execute(insert(KeyWebhookRow).values(key_id=key_id, **values))
-        self._key_urls.pop(key_id, None)
+        self._key_urls.forget(key_id)

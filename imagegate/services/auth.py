@@ -12,7 +12,6 @@ the ledger checks them in the database when a request holds its cost.
 from __future__ import annotations
 
 import hmac
-import time
 from datetime import UTC, datetime
 
 from imagegate.db.console_sessions import SessionStore, is_session_token
@@ -21,11 +20,12 @@ from imagegate.db.keys import KeyStore, hash_key
 from imagegate.domain import Principal
 from imagegate.errors import AuthenticationFailed, PermissionDenied
 from imagegate.limits import RateLimiter, enforce
+from imagegate.ttl_cache import TtlCache
 
 ADMIN = Principal(key_id="admin", name="admin", is_admin=True)
 _CACHE_LIMIT = 10_000
 
-_Entry = tuple[float, ApiKey | None, Principal | None]
+_Entry = tuple[ApiKey | None, Principal | None]
 
 
 class Authenticator:
@@ -44,7 +44,7 @@ class Authenticator:
         self.ttl_s = ttl_s
         self.limiter = limiter
         self.sessions = SessionStore(keys.engine)
-        self._cache: dict[str, _Entry] = {}
+        self._cache: TtlCache[str, _Entry] = TtlCache(ttl_s, max_entries=_CACHE_LIMIT)
 
     async def authenticate(
         self, authorization: str | None, client_ip: str | None = None, *, count: bool = True
@@ -80,25 +80,17 @@ class Authenticator:
             await enforce(self.limiter, principal.key_id, principal.rpm)
         return principal
 
-    async def _cached(self, secret: str) -> tuple[ApiKey | None, Principal | None]:
-        digest = hash_key(secret)
-        now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
-            return cached[1], cached[2]
-        key = await self.keys.authenticate(secret)
-        principal = None if key is None else principal_for(key)
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[digest] = (now + self.ttl_s, key, principal)
-        return key, principal
+    async def _cached(self, secret: str) -> _Entry:
+        async def load() -> _Entry:
+            key = await self.keys.authenticate(secret)
+            return key, None if key is None else principal_for(key)
 
-    async def _session(self, token: str) -> tuple[ApiKey | None, Principal | None]:
-        digest = "session:" + hash_key(token)
-        now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
-            return cached[1], cached[2]
+        return await self._cache.get(hash_key(secret), load)
+
+    async def _session(self, token: str) -> _Entry:
+        return await self._cache.get("session:" + hash_key(token), lambda: self._load_session(token))
+
+    async def _load_session(self, token: str) -> _Entry:
         key: ApiKey | None = None
         principal: Principal | None = None
         session = await self.sessions.get(token)
@@ -111,9 +103,6 @@ class Authenticator:
                 principal = principal_for(key)
             else:
                 key = None
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[digest] = (now + self.ttl_s, key, principal)
         return key, principal
 
     def forget(self) -> None:
