@@ -77,8 +77,8 @@ class RequestContextMiddleware:
                 return
             await self.app(scope, self._limited(receive), send_with_id)
         except BaseException as exc:
-            # The outer error middleware answers 500 after this (or the client left: nginx's 499);
-            # the log must say so already, as the row is queued below.
+            # Nothing inside answered (or the client left: nginx's 499), so the server answers 500
+            # after this; the log must say so already, as the row is queued below.
             if not record.status:
                 record.status = 499 if isinstance(exc, asyncio.CancelledError) else 500
             if record.error_type is None:
