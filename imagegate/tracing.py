@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
 from typing import Any
 
 _tracer: Any = None
@@ -58,19 +57,18 @@ def shutdown() -> None:
     _tracer = _provider = None
 
 
-def enabled() -> bool:
-    """Whether spans are recorded (callers on the hot path skip building them otherwise)."""
-    return _tracer is not None
+#: What ``span`` gives when tracing is off: one shared no-op, so a request builds nothing.
+_NO_SPAN = contextlib.nullcontext()
 
 
-@contextlib.contextmanager
-def span(name: str, **attributes: str | int | float | bool) -> Iterator[None]:
+def span(name: str, **attributes: str | int | float | bool) -> contextlib.AbstractContextManager[Any]:
     """A span around the block, child of the current one; nothing at all when tracing is off."""
     if _tracer is None:
-        yield
-        return
-    with _tracer.start_as_current_span(name, attributes=attributes):
-        yield
+        return _NO_SPAN
+    manager: contextlib.AbstractContextManager[Any] = _tracer.start_as_current_span(
+        name, attributes=attributes
+    )
+    return manager
 
 
 class OpenSpan:

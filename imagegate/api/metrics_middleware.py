@@ -73,10 +73,7 @@ class MetricsMiddleware:
 
         metrics.in_flight_requests.inc()
         try:
-            if tracing.enabled():
-                with tracing.span(endpoint, **{"http.method": scope["method"]}):
-                    await self.app(scope, receive, send_and_measure)
-            else:
+            with tracing.span(endpoint, **{"http.method": scope["method"]}):
                 await self.app(scope, receive, send_and_measure)
         finally:
             metrics.in_flight_requests.dec()
