@@ -104,9 +104,7 @@ def dump_parts(body: Any, *, prefix: bytes = b"", suffix: bytes = b"") -> list[b
     large: list[str | bytes | memoryview] = []
     marker = _new_marker()
     skeleton = _extract(body, marker, large)
-    if not large:
-        return [prefix + orjson.dumps(body) + suffix]
-    out = orjson.dumps(skeleton)
+    out = orjson.dumps(skeleton)  # with nothing extracted, orjson refuses it again, as it should
     parts: list[bytes | memoryview] = [prefix]
     pos = 0
     for index, value in enumerate(large):

@@ -41,7 +41,6 @@ class Authenticator:
     ) -> None:
         self.keys = keys
         self.admin_key = admin_key.encode()
-        self.ttl_s = ttl_s
         self.limiter = limiter
         self.sessions = SessionStore(keys.engine)
         self._cache: TtlCache[str, _Entry] = TtlCache(ttl_s, max_entries=_CACHE_LIMIT)
