@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 import aiohttp
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from openai import OpenAI
 from PIL import Image
 from redis.asyncio import Redis
@@ -109,6 +110,8 @@ class ServerThread:
 class LiveGateway:
     settings: Settings
     url: str
+    #: The app served in this process (``make_gateway``), for tests that look at its parts.
+    app: FastAPI | None = None
 
     def client(self, api_key: str = ADMIN_KEY, **kwargs: Any) -> OpenAI:
         return OpenAI(base_url=f"{self.url}/v1", api_key=api_key, max_retries=0, **kwargs)
@@ -143,10 +146,11 @@ def make_gateway(tmp_path: Path) -> Iterator[GatewayFactory]:
         }
         values.update(overrides)
         settings = load_settings(config_file=overrides.pop("config_file", None), **values)
-        server = ServerThread(create_app(settings), port)
+        app = create_app(settings)
+        server = ServerThread(app, port)
         server.start()
         servers.append(server)
-        return LiveGateway(settings=settings, url=f"http://127.0.0.1:{port}")
+        return LiveGateway(settings=settings, url=f"http://127.0.0.1:{port}", app=app)
 
     yield start
     for server in servers:

@@ -7,39 +7,27 @@ a change of routing fields only (weight, priority, models) keeps even that chann
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 
-from imagegate.app import create_app
 from imagegate.services.gateway import Gateway
-from imagegate.settings import load_settings
 from tests.admin.helpers import admin
-from tests.conftest import ADMIN_KEY, LiveGateway, ServerThread, free_port
+from tests.conftest import GatewayFactory, LiveGateway
 from tests.fakes.provider import FakeProvider
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[LiveGateway, FastAPI]]:
-    port = free_port()
-    settings = load_settings(
-        data_dir=tmp_path / "data",
-        port=port,
-        admin_key=ADMIN_KEY,
-        log_level="WARNING",
+def served(make_gateway: GatewayFactory) -> tuple[LiveGateway, FastAPI]:
+    gateway = make_gateway(
         channels=[
             {"name": "file-a", "provider": "fake", "models": ["m"]},
             {"name": "file-b", "provider": "fake", "models": ["m"]},
-        ],
+        ]
     )
-    app = create_app(settings)
-    server = ServerThread(app, port)
-    server.start()
-    yield LiveGateway(settings=settings, url=f"http://127.0.0.1:{port}"), app
-    server.stop()
+    assert gateway.app is not None
+    return gateway, gateway.app
 
 
 def providers(app: FastAPI) -> dict[str, FakeProvider]:

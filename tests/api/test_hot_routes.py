@@ -8,17 +8,12 @@ FastAPI's own 405 in the same envelope.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from imagegate.app import create_app
 from imagegate.services.gateway import Gateway
-from imagegate.settings import load_settings
-from tests.conftest import ADMIN_KEY, ServerThread, free_port
+from tests.conftest import ADMIN_KEY, GatewayFactory
 from tests.fakes.provider import FakeProvider
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -26,23 +21,13 @@ BODY = {"model": "m", "prompt": "a lantern", "response_format": "b64_json"}
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, FakeProvider]]:
-    port = free_port()
-    settings = load_settings(
-        data_dir=tmp_path / "data",
-        port=port,
-        admin_key=ADMIN_KEY,
-        log_level="WARNING",
-        channels=[{"name": "fake", "provider": "fake", "models": ["m"]}],
-    )
-    app: FastAPI = create_app(settings)
-    server = ServerThread(app, port)
-    server.start()
-    gateway: Gateway = app.state.gateway
-    provider = gateway.catalogs.current.channels_for("m")[0].provider
+def served(make_gateway: GatewayFactory) -> tuple[str, FakeProvider]:
+    gateway = make_gateway(channels=[{"name": "fake", "provider": "fake", "models": ["m"]}])
+    assert gateway.app is not None
+    running: Gateway = gateway.app.state.gateway
+    provider = running.catalogs.current.channels_for("m")[0].provider
     assert isinstance(provider, FakeProvider)
-    yield f"http://127.0.0.1:{port}", provider
-    server.stop()
+    return gateway.url, provider
 
 
 def test_an_unexpected_error_is_an_openai_style_500(
