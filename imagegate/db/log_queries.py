@@ -18,7 +18,7 @@ from datetime import date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate.db.request_logs import RequestLogRow
@@ -78,15 +78,20 @@ async def list_logs(
     engine: AsyncEngine, where: LogFilter, *, limit: int = 50, cursor: str | None = None
 ) -> LogPage:
     """Rows matching ``where``, newest first, at most ``limit``; ``next_cursor`` when more exist."""
-    conditions = where.conditions()
-    if cursor is not None:
-        conditions.append(older_than_cursor(cursor, RequestLogRow.time, RequestLogRow.id))
-    query = (
-        select(RequestLogRow.__table__)
-        .where(*conditions)
-        .order_by(RequestLogRow.time.desc(), RequestLogRow.id.desc())
-        .limit(limit + 1)
+    query = select(RequestLogRow.__table__).where(*where.conditions())
+    return await newest_first_page(
+        engine, query, RequestLogRow.time, RequestLogRow.id, limit=limit, cursor=cursor
     )
+
+
+async def newest_first_page(
+    engine: AsyncEngine, query: Select[Any], time: Any, request_id: Any, *, limit: int, cursor: str | None
+) -> LogPage:
+    """One page of ``query``'s rows, newest first by (``time``, ``request_id``), from ``cursor``
+    on; the rows carry ``time`` and ``id``, and ``next_cursor`` is set when more exist."""
+    if cursor is not None:
+        query = query.where(older_than_cursor(cursor, time, request_id))
+    query = query.order_by(time.desc(), request_id.desc()).limit(limit + 1)
     async with engine.connect() as connection:
         rows = [dict(row) for row in (await connection.execute(query)).mappings()]
     more = len(rows) > limit

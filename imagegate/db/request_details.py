@@ -18,7 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from imagegate.db.log_queries import LogFilter, LogPage, encode_cursor, older_than_cursor
+from imagegate.db.log_queries import LogFilter, LogPage, newest_first_page
 from imagegate.db.request_logs import RequestLogRow
 from imagegate.db.tables import RequestDetailRow
 
@@ -84,9 +84,6 @@ async def gallery(
     engine: AsyncEngine, where: LogFilter, *, limit: int = 48, cursor: str | None = None
 ) -> LogPage:
     """Requests that made images, newest first, each with its log columns, prompt and outputs."""
-    conditions = [*where.conditions(), RequestDetailRow.outputs.is_not(None)]
-    if cursor is not None:
-        conditions.append(older_than_cursor(cursor, RequestDetailRow.time, RequestDetailRow.request_id))
     query = (
         select(
             RequestDetailRow.request_id.label("id"),
@@ -99,12 +96,8 @@ async def gallery(
             RequestLogRow.status,
         )
         .join(RequestLogRow, RequestLogRow.id == RequestDetailRow.request_id)
-        .where(*conditions)
-        .order_by(RequestDetailRow.time.desc(), RequestDetailRow.request_id.desc())
-        .limit(limit + 1)
+        .where(*where.conditions(), RequestDetailRow.outputs.is_not(None))
     )
-    async with engine.connect() as connection:
-        rows = [dict(row) for row in (await connection.execute(query)).mappings()]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return LogPage(rows, encode_cursor(rows[-1]["time"], rows[-1]["id"]) if more else None)
+    return await newest_first_page(
+        engine, query, RequestDetailRow.time, RequestDetailRow.request_id, limit=limit, cursor=cursor
+    )
