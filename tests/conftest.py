@@ -75,6 +75,14 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+def wait_for(condition: Callable[[], object], timeout_s: float = 15, what: str = "the condition") -> None:
+    """Poll ``condition`` until it holds; fails the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not hold within {timeout_s:g} s"
+        time.sleep(0.02)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

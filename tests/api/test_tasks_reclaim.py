@@ -22,7 +22,15 @@ from imagegate.services.tasks_codec import principal_to_json, request_to_json
 from imagegate.settings import load_settings
 from tests.api.test_tasks import poll_until_ended, submit
 from tests.billing.accounts import DEMO_PRICE, PRICED_DEMO, kinds, make_key, money, with_engine
-from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway, ServerThread, free_port, openai_channel
+from tests.conftest import (
+    ADMIN_KEY,
+    GatewayFactory,
+    LiveGateway,
+    ServerThread,
+    free_port,
+    openai_channel,
+    wait_for,
+)
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
 QUOTA_MICROS = 1_000_000
@@ -119,10 +127,7 @@ def test_a_clean_shutdown_puts_running_tasks_back_in_the_queue_with_their_hold(
     key, secret = make_key(url, quota_usd=Decimal(1))
     upstream.delay_s = 3
     task = submit(gw, secret, json={"model": "gpt-image-1", "quality": "low"}).json()
-    deadline = time.monotonic() + 10
-    while len(upstream.requests) < 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for(lambda: len(upstream.requests) >= 1, 10, "the upstream call")
     first.stop()
     row = with_engine(url, lambda engine: TaskStore(engine).get(task["id"]))
     assert row is not None and row.status == "queued" and row.runner_id is None
@@ -152,10 +157,7 @@ def test_a_cancel_asked_by_another_process_stops_the_run_and_releases_the_hold(
     key, secret = make_key(url, quota_usd=Decimal(1))
     upstream.delay_s = 5
     task = submit(gw, secret, json={"model": "gpt-image-1", "quality": "low"}).json()
-    deadline = time.monotonic() + 10
-    while len(upstream.requests) < 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for(lambda: len(upstream.requests) >= 1, 10, "the upstream call")
     # What a replica that does not run the task does on POST …/cancel: flag it in the database.
     assert with_engine(url, lambda engine: TaskStore(engine).request_cancel(task["id"]))
     started = time.monotonic()

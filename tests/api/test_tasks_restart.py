@@ -21,7 +21,7 @@ import requests
 from tests.api.test_accounts_race import IMAGEGATE, _wait_ready
 from tests.api.test_tasks import auth
 from tests.billing.accounts import entries, make_key, money
-from tests.conftest import ADMIN_KEY, free_port
+from tests.conftest import ADMIN_KEY, free_port, wait_for
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
 pytestmark = pytest.mark.slow
@@ -83,10 +83,7 @@ def test_kill_9_with_20_queued_and_5_running_then_restart(tmp_path: Path) -> Non
             )
             assert answer.status_code == 202, answer.text
             ids.append(answer.json()["id"])
-        deadline = time.monotonic() + 20
-        while len(upstream.requests) < 5:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for(lambda: len(upstream.requests) >= 5, 20, "five upstream calls")
         tasks = requests.get(f"{url}/v1/images/tasks?limit=100", headers=auth(secret), timeout=10).json()[
             "data"
         ]

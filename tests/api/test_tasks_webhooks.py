@@ -4,7 +4,6 @@ retries with the same webhook-id, SSRF rules, attempts in the admin API, admin k
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from tests.api.test_tasks import auth, poll_until_ended, submit
 from tests.billing.accounts import PRICED_DEMO, make_key
-from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway
+from tests.conftest import ADMIN_KEY, GatewayFactory, LiveGateway, wait_for
 from tests.fakes.loopback import LoopbackServer
 
 
@@ -39,13 +38,6 @@ class Receiver(LoopbackServer):
 
 def admin(gw: LiveGateway, method: str, path: str, **kw: Any) -> requests.Response:
     return requests.request(method, f"{gw.url}/admin{path}", headers=auth(ADMIN_KEY), timeout=10, **kw)
-
-
-def wait_for(condition: Any, timeout_s: float = 15) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from imagegate.db.log_queries import get_log
 from imagegate.db.tables import OpenHoldRow
 from tests.billing.accounts import entries, make_key, money, with_engine
-from tests.conftest import ADMIN_KEY, free_port
+from tests.conftest import ADMIN_KEY, free_port, wait_for
 from tests.db.conftest import POSTGRES_ADMIN_DSN, _create_postgres_database, _drop_postgres_database
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
@@ -137,10 +137,7 @@ def crash_mid_request(
     upstream.delay_s = 4.0
     pool = ThreadPoolExecutor(max_workers=3)
     calls = [pool.submit(generate, victim.client(secret)) for _ in range(3)]
-    deadline = time.monotonic() + 30
-    while len(upstream.requests) < 3:
-        assert time.monotonic() < deadline, "the requests never reached the upstream"
-        time.sleep(0.02)
+    wait_for(lambda: len(upstream.requests) >= 3, 30, "the requests reaching the upstream")
     victim.kill()
     for call in calls:
         with pytest.raises(openai.APIConnectionError):
