@@ -24,6 +24,8 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Double,
+    Integer,
     Select,
     Update,
     and_,
@@ -156,6 +158,82 @@ def _finish_statement(by_runner: bool, columns: tuple[str, ...]) -> Update:
     return update(TaskRow).where(*conditions).values({column: bindparam(column) for column in columns})
 
 
+def _picked(postgres: bool, candidates: Select[Any]) -> ColumnElement[bool]:
+    """``tasks.id`` among the candidate rows, each taken by one claimer only.
+
+    PostgreSQL: a CTE, locked with SKIP LOCKED, joined as ``UPDATE … FROM``. Written as
+    ``id IN (SELECT … LIMIT n)`` the planner may run the subquery again per row and take
+    more than ``n`` rows. SQLite runs the subquery once, inside its single write lock.
+    """
+    if postgres:
+        picked = candidates.with_for_update(skip_locked=True).cte("picked")
+        return TaskRow.id == picked.c.id
+    return TaskRow.id.in_(candidates.scalar_subquery())
+
+
+@functools.cache
+def _claim_statement(postgres: bool, *, expired: bool) -> Update:
+    """Take the oldest tasks of one state: queued, or processing with a lease that ran out.
+
+    One state per statement: asked for "queued OR lease ran out" in one query, SQLite read and
+    sorted every queued row on each claim (1.4 ms with 10,000 queued), holding the writer. Built
+    once with every value bound, as building it per claim cost more than running it.
+    """
+    now = bindparam("claim_now", type_=Double)
+    state = (
+        and_(TaskRow.status == "processing", TaskRow.lease_until < now)
+        if expired
+        else TaskRow.status == "queued"
+    )
+    candidates = (
+        select(TaskRow.id)
+        .where(state)
+        .order_by(TaskRow.created_at, TaskRow.id)
+        .limit(bindparam("claim_limit", type_=Integer))
+    )
+    return (
+        update(TaskRow)
+        .where(_picked(postgres, candidates))
+        # Re-checked on the row itself: under READ COMMITTED PostgreSQL re-evaluates the
+        # WHERE on the latest row version, so a row changed meanwhile is not taken.
+        .where(state)
+        .values(
+            status="processing",
+            runner_id=bindparam("claim_runner"),
+            lease_until=bindparam("claim_lease_until"),
+            claims=TaskRow.claims + 1,
+            started_at=func.coalesce(TaskRow.started_at, now),
+        )
+        .returning(*_COLUMNS)
+    )
+
+
+@functools.cache
+def _webhook_claim_statement(postgres: bool) -> Update:
+    """Due webhook deliveries, pushed into the future (to ``claim_until``) so that no other
+    process sends them meanwhile; built once, like the task claims."""
+    now = bindparam("claim_now", type_=Double)
+    due = (
+        select(TaskRow.id)
+        .where(TaskRow.webhook_state == "pending", TaskRow.webhook_next_at <= now)
+        .order_by(TaskRow.webhook_next_at)
+        .limit(bindparam("claim_limit", type_=Integer))
+    )
+    return (
+        update(TaskRow)
+        .where(_picked(postgres, due), TaskRow.webhook_next_at <= now)
+        .values(webhook_next_at=bindparam("claim_until"))
+        .returning(
+            TaskRow.id,
+            TaskRow.key_id,
+            TaskRow.webhook_url,
+            TaskRow.webhook_id,
+            TaskRow.webhook_body,
+            TaskRow.webhook_attempts,
+        )
+    )
+
+
 class TaskStore:
     def __init__(self, engine: AsyncEngine, *, key_cache_ttl_s: float = 0.0) -> None:
         self._engine = engine
@@ -172,18 +250,6 @@ class TaskStore:
             async with self._engine.begin() as connection:
                 return await write(connection)
         return await self._writes.run(write)
-
-    def _picked(self, candidates: Select[Any]) -> ColumnElement[bool]:
-        """``tasks.id`` among the candidate rows, each taken by one claimer only.
-
-        PostgreSQL: a CTE, locked with SKIP LOCKED, joined as ``UPDATE … FROM``. Written as
-        ``id IN (SELECT … LIMIT n)`` the planner may run the subquery again per row and take
-        more than ``n`` rows. SQLite runs the subquery once, inside its single write lock.
-        """
-        if self._postgres:
-            picked = candidates.with_for_update(skip_locked=True).cte("picked")
-            return TaskRow.id == picked.c.id
-        return TaskRow.id.in_(candidates.scalar_subquery())
 
     # -- submit and read --------------------------------------------------------------------------
 
@@ -250,45 +316,23 @@ class TaskStore:
 
     # -- runners ----------------------------------------------------------------------------------
 
-    async def claim(self, runner_id: str, *, limit: int, lease_s: float) -> list[TaskState]:
-        """Take up to ``limit`` tasks: ones whose runner's lease ran out, then queued ones, oldest first."""
+    async def claim(
+        self, runner_id: str, *, limit: int, lease_s: float, expired: bool = True
+    ) -> list[TaskState]:
+        """Take up to ``limit`` tasks: ones whose runner's lease ran out (unless ``expired`` is
+        False), then queued ones, oldest first."""
         now = time.time()
-        expired = and_(TaskRow.status == "processing", TaskRow.lease_until < now)
-        queued = TaskRow.status == "queued"
+        params = {"claim_now": now, "claim_runner": runner_id, "claim_lease_until": now + lease_s}
+        rows: list[Any] = []
         async with self._engine.begin() as connection:
-            rows = await self._take(connection, expired, runner_id, now, lease_s, limit)
+            if expired:
+                statement = _claim_statement(self._postgres, expired=True)
+                rows += (await connection.execute(statement, {**params, "claim_limit": limit})).all()
             if len(rows) < limit:
-                rows += await self._take(connection, queued, runner_id, now, lease_s, limit - len(rows))
+                statement = _claim_statement(self._postgres, expired=False)
+                taken = await connection.execute(statement, {**params, "claim_limit": limit - len(rows)})
+                rows += taken.all()
         return sorted((_state(row) for row in rows), key=lambda t: (t.created_at, t.id))
-
-    async def _take(
-        self,
-        connection: AsyncConnection,
-        state: ColumnElement[bool],
-        runner_id: str,
-        now: float,
-        lease_s: float,
-        limit: int,
-    ) -> list[Any]:
-        # One state at a time: asked for "queued OR lease ran out" in one query, SQLite read and
-        # sorted every queued row on each claim (1.4 ms with 10,000 queued), holding the writer.
-        candidates = select(TaskRow.id).where(state).order_by(TaskRow.created_at, TaskRow.id).limit(limit)
-        statement = (
-            update(TaskRow)
-            .where(self._picked(candidates))
-            # Re-checked on the row itself: under READ COMMITTED PostgreSQL re-evaluates the
-            # WHERE on the latest row version, so a row changed meanwhile is not taken.
-            .where(state)
-            .values(
-                status="processing",
-                runner_id=runner_id,
-                lease_until=now + lease_s,
-                claims=TaskRow.claims + 1,
-                started_at=func.coalesce(TaskRow.started_at, now),
-            )
-            .returning(*_COLUMNS)
-        )
-        return list((await connection.execute(statement)).all())
 
     async def renew(self, runner_id: str, task_ids: list[str], lease_s: float) -> dict[str, bool]:
         """Extend the leases of tasks still ours; returns {id: cancel_requested} for those."""
@@ -423,27 +467,10 @@ class TaskStore:
     async def claim_webhooks(self, *, limit: int, lease_s: float) -> list[WebhookDue]:
         """Due deliveries, pushed ``lease_s`` into the future so no other process sends them meanwhile."""
         now = time.time()
-        due = (
-            select(TaskRow.id)
-            .where(TaskRow.webhook_state == "pending", TaskRow.webhook_next_at <= now)
-            .order_by(TaskRow.webhook_next_at)
-            .limit(limit)
-        )
-        statement = (
-            update(TaskRow)
-            .where(self._picked(due), TaskRow.webhook_next_at <= now)
-            .values(webhook_next_at=now + lease_s)
-            .returning(
-                TaskRow.id,
-                TaskRow.key_id,
-                TaskRow.webhook_url,
-                TaskRow.webhook_id,
-                TaskRow.webhook_body,
-                TaskRow.webhook_attempts,
-            )
-        )
+        statement = _webhook_claim_statement(self._postgres)
+        params = {"claim_now": now, "claim_limit": limit, "claim_until": now + lease_s}
         async with self._engine.begin() as connection:
-            rows = (await connection.execute(statement)).all()
+            rows = (await connection.execute(statement, params)).all()
         return [WebhookDue(row[0], row[1], row[2] or "", row[3] or "", row[4] or "", row[5]) for row in rows]
 
     async def record_attempt(

@@ -45,6 +45,9 @@ from imagegate.settings import Settings
 
 logger = logging.getLogger("imagegate.tasks")
 
+#: How long a freed slot waits for others before they are claimed for together (see _claim_loop).
+CLAIM_GATHER_S = 0.005
+
 
 class TaskRenderer(Protocol):
     """The wire shapes a task stores and streams; the API layer provides them (``api.tasks``)."""
@@ -150,12 +153,21 @@ class TaskRunner:
     # -- loops --------------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
+        expired_checked = -float("inf")
         while True:
             free = self.concurrency - len(self._running)
             claimed: list[TaskState] = []
             if free > 0:
+                # Leases run out on their own clock: looking for them once per poll interval
+                # is soon enough (reclaimed within lease + poll), and spares every other claim
+                # a second statement.
+                check_expired = time.monotonic() - expired_checked >= self.settings.task_poll_s
                 try:
-                    claimed = await self.store.claim(self.runner_id, limit=free, lease_s=self.lease_s)
+                    claimed = await self.store.claim(
+                        self.runner_id, limit=free, lease_s=self.lease_s, expired=check_expired
+                    )
+                    if check_expired:
+                        expired_checked = time.monotonic()
                 except Exception:
                     logger.exception("claiming tasks failed")
             for task in claimed:
@@ -168,6 +180,10 @@ class TaskRunner:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.task_poll_s):
                     await self._wake.wait()
+            if self._running:
+                # Slots free one at a time as tasks end; a claim for each alone cost one claim
+                # per task under a burst. A moment's pause lets the ones ending together share it.
+                await asyncio.sleep(CLAIM_GATHER_S)
 
     async def _renew_loop(self) -> None:
         while True:

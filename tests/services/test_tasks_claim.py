@@ -84,6 +84,19 @@ async def test_an_expired_lease_is_taken_over_and_the_old_runner_loses_the_task(
     assert (await store.get(first.id)).status == "completed"  # type: ignore[union-attr]
 
 
+async def test_a_claim_that_skips_expired_leases_takes_only_queued_tasks(engine: AsyncEngine) -> None:
+    # The runner looks for expired leases once per poll interval, not on every claim.
+    store = TaskStore(engine)
+    await store.create(task_values(1), [])
+    [stale] = await store.claim("run_old", limit=5, lease_s=0.05)
+    await asyncio.sleep(0.1)
+    await store.create(task_values(2), [])
+    [queued] = await store.claim("run_new", limit=5, lease_s=30, expired=False)
+    assert queued.id == "task_000002"
+    [taken] = await store.claim("run_new", limit=5, lease_s=30)
+    assert taken.id == stale.id and taken.claims == 2
+
+
 async def test_queue_position_counts_the_older_queued_tasks(engine: AsyncEngine) -> None:
     store = TaskStore(engine)
     for index in range(4):
