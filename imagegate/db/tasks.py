@@ -76,6 +76,11 @@ class TaskState:
     def ended(self) -> bool:
         return self.status in ENDED
 
+    @property
+    def has_inputs(self) -> bool:
+        """Whether the task's uploads were stored beside it (``task_inputs``) until it runs."""
+        return any(source.get("stored") for source in self.request.get("sources", []))
+
 
 _COLUMNS = (
     TaskRow.id,
@@ -375,8 +380,11 @@ class TaskStore:
         result: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
         webhook: dict[str, Any] | None = None,
+        inputs: bool = True,
     ) -> bool:
-        """Move a task to its end state; False when it was no longer ``from_status`` (and ours)."""
+        """Move a task to its end state; False when it was no longer ``from_status`` (and ours).
+        ``inputs``: whether the task stored uploads, deleted with its end (False spares a
+        statement per task)."""
         values: dict[str, Any] = {
             "status": status,
             "result": result,
@@ -390,7 +398,7 @@ class TaskStore:
 
         async def write(connection: AsyncConnection) -> bool:
             changed = (await connection.execute(statement, params)).rowcount
-            if changed == 1:
+            if changed == 1 and inputs:
                 # Inputs are needed only to run it; an ended task keeps its result alone.
                 await connection.execute(_DELETE_INPUTS, {"where_task": task_id})
             return bool(changed == 1)

@@ -150,7 +150,12 @@ class TaskService:
             ended = _ended_copy(task, "cancelled")
             fields = webhook_fields(ended, task_object(ended), self.settings)
             if await self.store.finish(
-                task.id, runner_id=None, from_status="queued", status="cancelled", webhook=fields
+                task.id,
+                runner_id=None,
+                from_status="queued",
+                status="cancelled",
+                webhook=fields,
+                inputs=task.has_inputs,
             ):
                 await self._release(task)
                 return await self.get(task_id, principal)
@@ -198,7 +203,13 @@ class TaskService:
             ended.error = error
             fields = webhook_fields(ended, task_object(ended), self.settings)
             if await self.store.finish(
-                task.id, runner_id=None, from_status="queued", status="failed", error=error, webhook=fields
+                task.id,
+                runner_id=None,
+                from_status="queued",
+                status="failed",
+                error=error,
+                webhook=fields,
+                inputs=task.has_inputs,
             ):
                 await self._release(task)
         await self.store.delete_ended(cutoff)

@@ -240,8 +240,7 @@ class TaskRunner:
             await self._release(task)
             await self._end(task, "cancelled")
             return
-        uploads = any(source.get("stored") for source in task.request.get("sources", []))
-        request = request_from_json(task.request, await self.store.inputs(task.id) if uploads else [])
+        request = request_from_json(task.request, await self.store.inputs(task.id) if task.has_inputs else [])
         principal = principal_from_json(task.principal)
         meter = TaskMeter(self.billing, request, principal)
         if task.hold_micros is not None:
@@ -325,6 +324,7 @@ class TaskRunner:
             result=result,
             error=error,
             webhook=webhook_fields(ended, task_object(ended), self.settings),
+            inputs=task.has_inputs,
         )
 
     async def _release(self, task: TaskState) -> None:

@@ -46,7 +46,15 @@ async def test_expiry_fails_old_queued_tasks_releasing_their_hold_and_deletes_ol
     await store.create(row("task_young", key.id, hold_micros=5000), [])
     await store.create(row("task_old_done", key.id, created_at=old, status="completed", completed_at=old), [])
     await store.create(row("task_new_done", key.id, status="completed", completed_at=time.time()), [])
-    await store.create(row("task_stale2", key.id, created_at=old), [TaskInput("image", "image", b"png")])
+    uploaded = {
+        "model": "demo",
+        "prompt": "p",
+        "sources": [{"role": "image", "param": "image", "stored": True}],
+    }
+    await store.create(
+        row("task_stale2", key.id, created_at=old, request=uploaded), [TaskInput("image", "image", b"png")]
+    )
+    assert len(await store.inputs("task_stale2")) == 1
     await ledger.drain()
 
     service = TaskService(store, None, Billing(None, ledger), load_settings(task_ttl_hours=2))  # type: ignore[arg-type]
