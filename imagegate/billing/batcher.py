@@ -43,6 +43,7 @@ from imagegate.billing.ledger_sql import (
     hold_is_open,
 )
 from imagegate.billing.ledger_sqlite import SqliteFileWriter, sqlite_file
+from imagegate.db.engine import write_gate
 
 __all__ = ["HoldOp", "LedgerBatcher", "MoveOp", "Refusal"]
 
@@ -195,7 +196,8 @@ class LedgerBatcher:
         """Apply ``ops`` in one transaction; one outcome per op."""
         plan = Plan(ops, sqlite=self._sqlite, owner=self.owner)
         if self._file is not None:
-            await self._file.apply(plan)
+            async with write_gate(self._engine):
+                await self._file.apply(plan)
         else:
             await apply_with_engine(self._engine, self._sql, plan)
         return plan.outcomes

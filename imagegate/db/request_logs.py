@@ -46,6 +46,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
+from imagegate.db.engine import write_gate
 from imagegate.db.tables import Base, RequestDetailRow, UtcDateTime
 from imagegate.money import to_micros
 from imagegate.observability import RequestRecord
@@ -397,7 +398,11 @@ class RequestLogWriter:
         probe = dict.fromkeys(_COLUMNS)
         probe.update(id="probe", time=datetime.now(UTC), method="GET", endpoint="/", status=0, latency_ms=0.0)
         try:
-            async with self._engine.connect() as connection, connection.begin() as transaction:
+            async with (
+                write_gate(self._engine),
+                self._engine.connect() as connection,
+                connection.begin() as transaction,
+            ):
                 await connection.execute(insert(RequestLogRow).values(**probe))
                 await transaction.rollback()
         except Exception:
