@@ -2,6 +2,7 @@
 
     writer = GroupCommit(engine)
     changed = await writer.run(lambda connection: connection.execute(statement))
+    await writer.insert(insert(TaskRow), row)      # one row; a batch's rows go as one executemany
 
 On SQLite every transaction takes the single write lock; a burst of callers each opening its
 own transaction mostly waits in SQLite's busy handler (sleeps of 1 to 100 ms). Queued here,
@@ -14,22 +15,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 Write = Callable[[AsyncConnection], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Insert:
+    """One new row for ``statement``; the rows of one statement in a batch share one executemany."""
+
+    statement: Executable
+    row: dict[str, Any]
+
+    async def __call__(self, connection: AsyncConnection) -> None:
+        await connection.execute(self.statement, self.row)
+
+
+_Queued = tuple[Write | _Insert, "asyncio.Future[Any]"]
 
 
 class GroupCommit:
     def __init__(self, engine: AsyncEngine, *, batch_size: int = 200) -> None:
         self._engine = engine
         self._batch_size = batch_size
-        self._queue: list[tuple[Write, asyncio.Future[Any]]] = []
+        self._queue: list[_Queued] = []
         self._loop_task: asyncio.Task[None] | None = None
 
     async def run(self, write: Write) -> Any:
         """Apply ``write`` in a shared transaction; returns what it returned once committed."""
+        return await self._enqueue(write)
+
+    async def insert(self, statement: Executable, row: dict[str, Any]) -> None:
+        """Insert ``row`` in a shared transaction. The batch's rows for one statement go first, as
+        one executemany (one database round trip for all), so use it for new rows only: rows no
+        other write of the same batch could refer to."""
+        await self._enqueue(_Insert(statement, row))
+
+    async def _enqueue(self, write: Write | _Insert) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((write, future))
         if self._loop_task is None or self._loop_task.done():
@@ -46,10 +72,7 @@ class GroupCommit:
         while self._queue:
             batch, self._queue = self._queue[: self._batch_size], self._queue[self._batch_size :]
             try:
-                results = []
-                async with self._engine.begin() as connection:
-                    for write, _future in batch:
-                        results.append(await write(connection))
+                results = await self._apply(batch)
             except Exception:
                 await self._one_by_one(batch)
                 continue
@@ -57,7 +80,20 @@ class GroupCommit:
                 if not future.done():
                     future.set_result(result)
 
-    async def _one_by_one(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> None:
+    async def _apply(self, batch: list[_Queued]) -> list[Any]:
+        inserts: dict[Executable, list[dict[str, Any]]] = {}
+        for write, _future in batch:
+            if isinstance(write, _Insert):
+                inserts.setdefault(write.statement, []).append(write.row)
+        results = []
+        async with self._engine.begin() as connection:
+            for statement, rows in inserts.items():
+                await connection.execute(statement, rows)
+            for write, _future in batch:
+                results.append(None if isinstance(write, _Insert) else await write(connection))
+        return results
+
+    async def _one_by_one(self, batch: list[_Queued]) -> None:
         for write, future in batch:
             try:
                 async with self._engine.begin() as connection:

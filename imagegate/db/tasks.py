@@ -196,21 +196,21 @@ def _claim_statement(postgres: bool, *, expired: bool) -> Update:
         .order_by(TaskRow.created_at, TaskRow.id)
         .limit(bindparam("claim_limit", type_=Integer))
     )
-    return (
-        update(TaskRow)
-        .where(_picked(postgres, candidates))
-        # Re-checked on the row itself: under READ COMMITTED PostgreSQL re-evaluates the
-        # WHERE on the latest row version, so a row changed meanwhile is not taken.
-        .where(state)
-        .values(
-            status="processing",
-            runner_id=bindparam("claim_runner"),
-            lease_until=bindparam("claim_lease_until"),
-            claims=TaskRow.claims + 1,
-            started_at=func.coalesce(TaskRow.started_at, now),
-        )
-        .returning(*_COLUMNS)
-    )
+    statement = update(TaskRow).where(_picked(postgres, candidates))
+    if postgres:
+        # Re-checked on the row itself: under READ COMMITTED PostgreSQL re-evaluates the WHERE
+        # on the latest row version, so a row changed meanwhile is not taken. Not on SQLite: the
+        # statement runs whole under its one writer, and there the re-check made the planner
+        # walk every queued row's index entry instead of the picked ids (8 ms, not 0.2, with
+        # 10,000 queued, all of it holding the write lock).
+        statement = statement.where(state)
+    return statement.values(
+        status="processing",
+        runner_id=bindparam("claim_runner"),
+        lease_until=bindparam("claim_lease_until"),
+        claims=TaskRow.claims + 1,
+        started_at=func.coalesce(TaskRow.started_at, now),
+    ).returning(*_COLUMNS)
 
 
 @functools.cache
@@ -259,13 +259,17 @@ class TaskStore:
     # -- submit and read --------------------------------------------------------------------------
 
     async def create(self, values: dict[str, Any], inputs: list[TaskInput]) -> None:
+        if not inputs:
+            # The common case (a generation): one row, inserted with the batch's other new tasks.
+            await self._writes.insert(_INSERT_TASK, values)
+            return
+
         async def write(connection: AsyncConnection) -> None:
             await connection.execute(_INSERT_TASK, values)
-            if inputs:
-                await connection.execute(
-                    insert(TaskInputRow),
-                    [_input_row(values["id"], position, item) for position, item in enumerate(inputs)],
-                )
+            await connection.execute(
+                insert(TaskInputRow),
+                [_input_row(values["id"], position, item) for position, item in enumerate(inputs)],
+            )
 
         await self._writes.run(write)
 
