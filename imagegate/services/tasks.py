@@ -94,6 +94,16 @@ class TaskService:
     # -- client operations ----------------------------------------------------------------------
 
     async def submit(self, request: ImageRequest, principal: Principal, webhook_url: str | None) -> TaskView:
+        # Counted while answered: the runner yields the CPU to submits (TaskRunner._slots).
+        if self.runner is not None:
+            self.runner.submitting += 1
+        try:
+            return await self._submit(request, principal, webhook_url)
+        finally:
+            if self.runner is not None:
+                self.runner.submitting -= 1
+
+    async def _submit(self, request: ImageRequest, principal: Principal, webhook_url: str | None) -> TaskView:
         if webhook_url is not None:
             check_webhook_url(webhook_url)
         else:
