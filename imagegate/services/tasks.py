@@ -95,13 +95,8 @@ class TaskService:
 
     async def submit(self, request: ImageRequest, principal: Principal, webhook_url: str | None) -> TaskView:
         # Counted while answered: the runner yields the CPU to submits (TaskRunner._slots).
-        if self.runner is not None:
-            self.runner.submitting += 1
-        try:
+        with self.runner.answering_submit() if self.runner is not None else contextlib.nullcontext():
             return await self._submit(request, principal, webhook_url)
-        finally:
-            if self.runner is not None:
-                self.runner.submitting -= 1
 
     async def _submit(self, request: ImageRequest, principal: Principal, webhook_url: str | None) -> TaskView:
         if webhook_url is not None:

@@ -50,16 +50,16 @@ def test_the_runner_yields_only_while_submits_wait_in_a_busy_process() -> None:
     tasks = runner(clocks)
     clocks.run(0.2, busy=1.0)
     assert tasks._slots() == 8  # busy, but no submit is waiting: every slot
-    tasks.submitting = 3
-    clocks.run(0.2, busy=0.95)
-    assert tasks._slots() == 1  # submits wait for the CPU: one task at a time
-    clocks.run(0.2, busy=0.6)
-    assert tasks._slots() == 1  # still busy enough: no flip at every look
-    clocks.run(0.2, busy=0.2)
-    assert tasks._slots() == 8  # calm again
-    clocks.run(0.2, busy=0.9)
-    assert tasks._slots() == 1
-    tasks.submitting = 0
+    with tasks.answering_submit(), tasks.answering_submit():
+        clocks.run(0.2, busy=0.95)
+        assert tasks._slots() == 1  # submits wait for the CPU: one task at a time
+        clocks.run(0.2, busy=0.6)
+        assert tasks._slots() == 1  # still busy enough: no flip at every look
+        clocks.run(0.2, busy=0.2)
+        assert tasks._slots() == 8  # calm again
+        clocks.run(0.2, busy=0.9)
+        assert tasks._slots() == 1
+    assert tasks.submitting == 0
     assert tasks._slots() == 8
 
 
@@ -67,6 +67,6 @@ def test_waiting_submits_in_a_calm_process_hold_nothing_back() -> None:
     # Tasks that wait on their upstream leave the process idle: submits never slow them.
     clocks = Clocks()
     tasks = runner(clocks)
-    tasks.submitting = 5
-    clocks.run(0.2, busy=0.1)
-    assert tasks._slots() == 8
+    with tasks.answering_submit():
+        clocks.run(0.2, busy=0.1)
+        assert tasks._slots() == 8
