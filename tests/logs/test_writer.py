@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate.db.log_queries import LogFilter, decode_cursor, get_log, list_logs, usage
 from imagegate.db.request_logs import SQLITE_ROWS_PER_STATEMENT, RequestLogRow, RequestLogWriter
+from imagegate.db.tables import RequestDetailRow
 from imagegate.domain import new_request_id
 from imagegate.errors import InvalidRequest
-from imagegate.observability import RequestRecord
+from imagegate.observability import RequestDetail, RequestRecord
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -250,3 +251,32 @@ async def test_usage_sums_per_day_key_and_model(engine: AsyncEngine) -> None:
     assert [(r.key_id, r.cost_micros) for r in only_b] == [("key_b", 2_000_000)]
     since = await usage(engine, LogFilter(since=day2))
     assert {r.day for r in since} == {"2026-03-02"}
+
+
+async def test_details_round_trip_in_many_rows_and_an_existing_detail_wins(engine: AsyncEngine) -> None:
+    # On SQLite the details go as prebuilt multi-row statements (100 rows each), JSON as text.
+    moment = NOW - timedelta(seconds=5)
+    kept = record()
+    async with engine.begin() as connection:  # the console stored this one first, with its uploads
+        await connection.execute(
+            insert(RequestDetailRow).values(
+                request_id=kept.request_id, time=moment, prompt="first", inputs=[{"url": "/files/a.png"}]
+            )
+        )
+    records = [kept] + [record() for _ in range(149)]
+    for index, item in enumerate(records):
+        item.detail = RequestDetail(
+            prompt=f"一只猫 {index}",
+            params={"size": "1024x1024", "n": 1, "quality": "高"},
+            outputs=[{"url": f"/files/{index}.png", "revised_prompt": None}],
+        )
+    await write(engine, *((item, moment) for item in records))
+    async with engine.connect() as connection:
+        query = select(*RequestDetailRow.__table__.c)
+        rows = {row.request_id: row for row in (await connection.execute(query)).all()}
+    assert len(rows) == 150
+    assert (rows[kept.request_id].prompt, rows[kept.request_id].outputs) == ("first", None)
+    last = rows[records[-1].request_id]
+    assert last.prompt == "一只猫 149" and last.time == moment
+    assert last.params == {"size": "1024x1024", "n": 1, "quality": "高"}
+    assert last.outputs == [{"url": "/files/149.png", "revised_prompt": None}] and last.inputs is None
