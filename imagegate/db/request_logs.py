@@ -265,7 +265,7 @@ class RequestLogWriter:
         engine: AsyncEngine,
         *,
         retention_days: int = 0,
-        batch_size: int | None = None,
+        batch_size: int = 500,
         interval_s: float = 0.5,
         max_queue: int = 100_000,
     ) -> None:
@@ -274,12 +274,6 @@ class RequestLogWriter:
         self._insert_sql = insert_statement(engine.dialect)
         self._insert_details = details_insert(engine.dialect.name)
         self.retention_days = retention_days
-        # On SQLite a batch is one transaction holding the process's one writer's turn (see
-        # db/engine.SqliteEngine): 500 rows with their details held it ~7 ms on average and up to
-        # 110 ms, while task submits and ledger batches waited behind it. One statement's worth
-        # of rows per transaction lets them in between.
-        if batch_size is None:
-            batch_size = SQLITE_ROWS_PER_STATEMENT if self._sqlite else 500
         self.batch_size = batch_size
         self.interval_s = interval_s
         self.max_queue = max_queue
