@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import cast
@@ -24,6 +23,7 @@ from imagegate.db.engine import SqliteEngine, create_engine, write_gate
 from imagegate.db.group_commit import GroupCommit
 from imagegate.db.tasks_tables import TaskRow
 from tests.db.conftest import database_url, engine
+from tests.db.task_rows import queued_task
 
 __all__ = ["database_url", "engine"]
 
@@ -42,19 +42,6 @@ async def sqlite(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-def task_row(task_id: str) -> dict[str, object]:
-    return {
-        "id": task_id,
-        "key_id": "key_x",
-        "operation": "generate",
-        "model": "demo",
-        "status": "queued",
-        "request": {"model": "demo", "prompt": "p"},
-        "principal": {"key_id": "key_x", "name": "x"},
-        "created_at": time.time(),
-    }
-
-
 async def count_tasks(engine: AsyncEngine) -> int:
     async with engine.connect() as connection:
         return int((await connection.execute(select(func.count()).select_from(TaskRow))).scalar_one())
@@ -68,7 +55,7 @@ async def test_sqlite_write_transactions_of_one_process_take_turns(sqlite: Async
     async def writer(name: str, hold_s: float) -> None:
         async with engine.begin() as connection:
             order.append(f"{name} in")
-            await connection.execute(insert(TaskRow), task_row(f"task_{name}"))
+            await connection.execute(insert(TaskRow), queued_task(f"task_{name}"))
             await asyncio.sleep(hold_s)  # the write lock is held meanwhile
             order.append(f"{name} out")
 
@@ -84,7 +71,7 @@ async def test_a_write_outside_begin_waits_for_the_gate_and_reads_never_do(sqlit
 
     async def held_transaction() -> None:
         async with engine.begin() as connection:
-            await connection.execute(insert(TaskRow), task_row("task_held"))
+            await connection.execute(insert(TaskRow), queued_task("task_held"))
             await asyncio.sleep(0.2)
             events.append("committed")
 
@@ -132,18 +119,18 @@ async def test_each_event_loop_has_its_own_gate(sqlite_url: str) -> None:
 async def test_group_commit_inserts_many_callers_rows_together(engine: AsyncEngine) -> None:
     writes = GroupCommit(engine)
     statement = insert(TaskRow)
-    await asyncio.gather(*(writes.insert(statement, task_row(f"task_{n:03d}")) for n in range(150)))
+    await asyncio.gather(*(writes.insert(statement, queued_task(f"task_{n:03d}")) for n in range(150)))
     assert await count_tasks(engine) == 150
 
 
 async def test_a_failing_row_fails_only_its_own_caller(engine: AsyncEngine) -> None:
     writes = GroupCommit(engine)
     statement = insert(TaskRow)
-    await writes.insert(statement, task_row("task_taken"))
+    await writes.insert(statement, queued_task("task_taken"))
     results = await asyncio.gather(
-        writes.insert(statement, task_row("task_one")),
-        writes.insert(statement, task_row("task_taken")),  # the id exists: this row fails
-        writes.insert(statement, task_row("task_two")),
+        writes.insert(statement, queued_task("task_one")),
+        writes.insert(statement, queued_task("task_taken")),  # the id exists: this row fails
+        writes.insert(statement, queued_task("task_two")),
         return_exceptions=True,
     )
     assert results[0] is None and results[2] is None

@@ -18,21 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from imagegate.db.engine import create_engine
 from imagegate.db.tasks import TaskStore
 from tests.db.conftest import database_url, engine
+from tests.db.task_rows import queued_task
 
 __all__ = ["database_url", "engine"]
 
 
 def task_values(index: int) -> dict[str, object]:
-    return {
-        "id": f"task_{index:06d}",
-        "key_id": "key_x",
-        "operation": "generate",
-        "model": "demo",
-        "status": "queued",
-        "request": {"model": "demo", "prompt": "p"},
-        "principal": {"key_id": "key_x", "name": "x"},
-        "created_at": time.time() + index * 1e-6,
-    }
+    return queued_task(f"task_{index:06d}", created_at=time.time() + index * 1e-6)
 
 
 @pytest.fixture

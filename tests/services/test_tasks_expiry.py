@@ -15,22 +15,13 @@ from imagegate.db.tasks import TaskInput, TaskStore
 from imagegate.services.tasks import TaskService
 from imagegate.settings import load_settings
 from tests.db.conftest import database_url, engine
+from tests.db.task_rows import queued_task
 
 __all__ = ["database_url", "engine"]
 
 
 def row(task_id: str, key_id: str, **values: Any) -> dict[str, Any]:
-    return {
-        "id": task_id,
-        "key_id": key_id,
-        "operation": "edit",
-        "model": "demo",
-        "status": "queued",
-        "request": {"model": "demo", "prompt": "p"},
-        "principal": {"key_id": key_id, "name": "x"},
-        "created_at": time.time(),
-        **values,
-    }
+    return queued_task(task_id, key_id=key_id, operation="edit", **values)
 
 
 async def test_expiry_fails_old_queued_tasks_releasing_their_hold_and_deletes_old_ended_ones(
