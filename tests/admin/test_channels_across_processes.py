@@ -11,10 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from tests.conftest import ADMIN_KEY, REDIS_URL, openai_channel, redis_available, service_missing
-from tests.db.conftest import POSTGRES_ADMIN_DSN, _create_postgres_database, _drop_postgres_database
+from tests.db.conftest import scratch_postgres_database
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 from tests.serve_process import ServeProcess
 
@@ -25,12 +24,8 @@ MODEL = "gpt-image-1"
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    name = _create_postgres_database()  # skips without PostgreSQL, fails under CI=true
-    url = make_url(POSTGRES_ADMIN_DSN).set(drivername="postgresql+asyncpg", database=name)
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        _drop_postgres_database(name)
+    with scratch_postgres_database() as url:  # skips without PostgreSQL, fails under CI=true
+        yield url
 
 
 @pytest.fixture

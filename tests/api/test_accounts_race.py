@@ -20,12 +20,11 @@ from pathlib import Path
 import openai
 import pytest
 import requests
-from sqlalchemy.engine import make_url
 
 from imagegate.money import format_usd
 from tests.billing.accounts import DEMO_PRICE, PRICED_DEMO_TOML, entries, make_key, money
 from tests.conftest import ADMIN_KEY, REDIS_URL, free_port
-from tests.db.conftest import POSTGRES_ADMIN_DSN, _create_postgres_database, _drop_postgres_database
+from tests.db.conftest import scratch_postgres_database
 
 pytestmark = [
     pytest.mark.slow,
@@ -37,12 +36,8 @@ IMAGEGATE = str(Path(sys.executable).with_name("imagegate"))
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    name = _create_postgres_database()
-    url = make_url(POSTGRES_ADMIN_DSN).set(drivername="postgresql+asyncpg", database=name)
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        _drop_postgres_database(name)
+    with scratch_postgres_database() as url:  # skips without PostgreSQL, fails under CI=true
+        yield url
 
 
 def _serve(tmp_path: Path, index: int, database_url: str) -> tuple[subprocess.Popen[bytes], str]:

@@ -24,15 +24,16 @@ import openai
 import pytest
 import requests
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate.db.log_queries import get_log
 from imagegate.db.tables import OpenHoldRow
 from tests.billing.accounts import entries, make_key, money, with_engine
 from tests.conftest import ADMIN_KEY, free_port, wait_for
-from tests.db.conftest import POSTGRES_ADMIN_DSN, _create_postgres_database, _drop_postgres_database
+from tests.db.conftest import postgres_url
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
+
+__all__ = ["postgres_url"]
 
 pytestmark = pytest.mark.slow
 
@@ -114,16 +115,6 @@ price = {{ per_image = {{ default = 0.04 }} }}
 def upstream() -> Iterator[FakeOpenAIUpstream]:
     with FakeOpenAIUpstream().start_in_thread() as up:
         yield up
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    name = _create_postgres_database()
-    url = make_url(POSTGRES_ADMIN_DSN).set(drivername="postgresql+asyncpg", database=name)
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        _drop_postgres_database(name)
 
 
 def generate(client: openai.OpenAI) -> Any:

@@ -12,6 +12,7 @@ CI=true: see ``tests.conftest.service_missing``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -54,18 +55,32 @@ def _drop_postgres_database(name: str) -> None:
     asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@contextlib.contextmanager
+def scratch_postgres_database() -> Iterator[str]:
+    """A new, empty database on the test PostgreSQL server (its asyncpg URL), dropped afterwards;
+    skips without the server (fails under CI=true)."""
+    name = _create_postgres_database()
+    url = make_url(POSTGRES_ADMIN_DSN).set(drivername="postgresql+asyncpg", database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        _drop_postgres_database(name)
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'imagegate.db'}"
         return
-    name = _create_postgres_database()
-    admin = make_url(POSTGRES_ADMIN_DSN)
-    url = admin.set(drivername="postgresql+asyncpg", database=name)
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        _drop_postgres_database(name)
+    with scratch_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """An empty PostgreSQL database for one test (not migrated): for tests on PostgreSQL alone."""
+    with scratch_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

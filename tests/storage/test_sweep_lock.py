@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,18 +17,11 @@ from imagegate.storage.disk import DiskStore
 from imagegate.storage.lock import sweep_lock
 from imagegate.storage.retention import RetentionSweeper
 from tests.conftest import service_missing
-from tests.db.conftest import _create_postgres_database, _drop_postgres_database
+from tests.db.conftest import postgres_url
+
+__all__ = ["postgres_url"]
 
 REDIS_URL = os.environ.get("IMAGEGATE_TEST_REDIS", "redis://127.0.0.1:6379/0")
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    name = _create_postgres_database()  # skips without PostgreSQL, as the other database tests do
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        _drop_postgres_database(name)
 
 
 @pytest.fixture
