@@ -11,23 +11,18 @@ server (a scratch database, dropped after).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import uvloop
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from scratch_db import scratch_database
 
 from imagegate.db import migrate
 from imagegate.db.engine import create_engine
 from imagegate.db.request_logs import RequestLogWriter
 from imagegate.domain import new_request_id
 from imagegate.observability import RequestDetail, RequestRecord
-
-POSTGRES_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
 
 def records(count: int) -> list[RequestRecord]:
@@ -64,33 +59,17 @@ async def write(url: str, rows: int, batch: int) -> tuple[float, float]:
     return cpu / rows * 1e6, wall / rows * 1e6
 
 
-async def admin(statement: str) -> None:
-    engine = create_async_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as connection:
-        await connection.execute(text(statement))
-    await engine.dispose()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--postgres", action="store_true")
     args = parser.parse_args()
-    name = None
-    if args.postgres:
-        name = "bench_log_" + uuid.uuid4().hex[:10]
-        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-        url = POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + name
-    else:
-        url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='bench-log-')) / 'imagegate.db'}"
-    try:
+    folder = Path(tempfile.mkdtemp(prefix="bench-log-"))
+    with scratch_database(postgres=args.postgres, prefix="bench_log", folder=folder) as url:
         migrate.upgrade(url)
         cpu_us, wall_us = uvloop.run(write(url, args.rows, args.batch))
         print(f"{args.rows} rows, batches of {args.batch}: CPU {cpu_us:.1f} us, wall {wall_us:.1f} us a row")
-    finally:
-        if name is not None:
-            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":

@@ -31,14 +31,14 @@ import aiohttp
 from common import LOOPBACK
 from procs import Procs, clean_env, free_port, raise_nofile_limit, wait_healthy
 from sampling import RssSampler
-from sqlalchemy import func, select, text
+from scratch_db import scratch_database
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from imagegate.db.tables import ApiKeyRow, LedgerRow
 from imagegate.db.tasks_tables import TaskRow
 
 HERE = Path(__file__).resolve().parent
-POSTGRES_ADMIN = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 ADMIN_KEY = "sk-bench-admin-" + uuid.uuid4().hex
 
 
@@ -56,13 +56,6 @@ timeout_s = 60
 sizes = ["1024x1024", "auto"]
 price = {{ per_image = {{ default = 0.0001 }} }}
 """
-
-
-async def admin_database(statement: str) -> None:
-    engine = create_async_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as connection:
-        await connection.execute(text(statement))
-    await engine.dispose()
 
 
 async def submit_all(bases: list[str], key: str, count: int, concurrency: int) -> tuple[list[float], float]:
@@ -166,15 +159,13 @@ async def create_key(base: str) -> str:
 
 
 def run_once(args: argparse.Namespace, processes: int) -> dict[str, object]:
-    procs = Procs()
     tmp = Path(tempfile.mkdtemp(prefix="bench-tasks-"))
-    db_name = None
-    if args.postgres:
-        db_name = "bench_tasks_" + uuid.uuid4().hex[:10]
-        asyncio.run(admin_database(f'CREATE DATABASE "{db_name}"'))
-        database_url = POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + db_name
-    else:
-        database_url = f"sqlite+aiosqlite:///{tmp / 'imagegate.db'}"
+    with scratch_database(postgres=args.postgres, prefix="bench_tasks", folder=tmp) as database_url:
+        return run_on(args, processes, tmp, database_url)
+
+
+def run_on(args: argparse.Namespace, processes: int, tmp: Path, database_url: str) -> dict[str, object]:
+    procs = Procs()
     try:
         env = clean_env()
         up_port = free_port()
@@ -232,8 +223,6 @@ def run_once(args: argparse.Namespace, processes: int) -> dict[str, object]:
         return result
     finally:
         procs.stop_all()
-        if db_name is not None:
-            asyncio.run(admin_database(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
 
 
 def main() -> int:
