@@ -137,8 +137,7 @@ def record_to_row(record: RequestRecord, started_at: float, *, sqlite: bool) -> 
     error_message = record.error_message[:_MAX_ERROR_MESSAGE] if record.error_message else None
     values: dict[str, Any] = {
         "id": record.request_id,
-        # SQLite keeps naive UTC text in SQLAlchemy's format, which UtcDateTime reads back.
-        "time": moment.replace(tzinfo=None).isoformat(" ", "microseconds") if sqlite else moment,
+        "time": sqlite_time(moment) if sqlite else moment,
         "method": record.method,
         "endpoint": record.endpoint,
         "key_id": record.key_id,
@@ -229,6 +228,16 @@ def multi_row_insert(single_row_sql: str, rows: int, suffix: str = "") -> str:
     return head + separator + ", ".join([one_row] * rows) + suffix
 
 
+async def _insert_many(
+    connection: AsyncConnection, one_row_sql: str, rows: list[tuple[Any, ...]], suffix: str = ""
+) -> None:
+    """Insert ``rows`` (SQLite), SQLITE_ROWS_PER_STATEMENT of them per statement."""
+    for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
+        chunk = rows[start : start + SQLITE_ROWS_PER_STATEMENT]
+        values = tuple(itertools.chain.from_iterable(chunk))
+        await connection.exec_driver_sql(multi_row_insert(one_row_sql, len(chunk), suffix), values)
+
+
 _DETAIL_COLUMNS = ("request_id", "time", "prompt", "params", "inputs", "outputs")
 
 
@@ -245,13 +254,17 @@ def sqlite_details_insert() -> tuple[str, str]:
     return rows_part, conflict + rest
 
 
+def sqlite_time(moment: datetime) -> str:
+    """How SQLite keeps a time: naive UTC text in SQLAlchemy's format, which UtcDateTime reads back."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
 def sqlite_detail_values(detail: dict[str, Any]) -> tuple[Any, ...]:
-    """A ``detail_row`` as SQLite stores it: naive UTC time text, JSON as text (NULL for None)."""
-    moment: datetime = detail["time"]
+    """A ``detail_row`` as SQLite stores it: the time as text, JSON as text (NULL for None)."""
     as_json = [detail[name] for name in _DETAIL_COLUMNS[3:]]
     return (
         detail["request_id"],
-        moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds"),
+        sqlite_time(detail["time"]),
         detail["prompt"],
         *(None if value is None else orjson.dumps(value).decode() for value in as_json),
     )
@@ -412,15 +425,11 @@ class RequestLogWriter:
     ) -> None:
         """Many rows per statement: ``executemany`` hands the GIL to and from the database thread
         once per row, which cost the event loop more than the inserts themselves."""
-        for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
-            chunk = rows[start : start + SQLITE_ROWS_PER_STATEMENT]
-            flat = tuple(itertools.chain.from_iterable(chunk))
-            await connection.exec_driver_sql(multi_row_insert(self._insert_sql, len(chunk)), flat)
+        await _insert_many(connection, self._insert_sql, rows)
         one_row, conflict = sqlite_details_insert()
-        for start in range(0, len(details), SQLITE_ROWS_PER_STATEMENT):
-            some = details[start : start + SQLITE_ROWS_PER_STATEMENT]
-            values = tuple(itertools.chain.from_iterable(sqlite_detail_values(detail) for detail in some))
-            await connection.exec_driver_sql(multi_row_insert(one_row, len(some), conflict), values)
+        await _insert_many(
+            connection, one_row, [sqlite_detail_values(detail) for detail in details], conflict
+        )
 
     async def _database_answers(self) -> bool:
         """Whether the database takes a plain row (inserted, then rolled back): if it does, a row
