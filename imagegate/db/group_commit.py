@@ -1,13 +1,20 @@
 """Group commit: many small writes from concurrent callers, applied in one transaction.
 
     writer = GroupCommit(engine)
-    changed = await writer.run(lambda connection: connection.execute(statement))
+    changed = await writer.run(lambda connection: connection.execute(statement), row="task_1")
     await writer.insert(insert(TaskRow), row)      # one row; a batch's rows go as one executemany
 
 On SQLite every transaction takes the single write lock; a burst of callers each opening its
-own transaction mostly waits in SQLite's busy handler (sleeps of 1 to 100 ms). Queued here,
-whatever arrives while one transaction runs goes into the next. A batch that fails is retried
-one write at a time, so one bad write fails only its own caller.
+own transaction mostly waits in SQLite's busy handler (sleeps of 1 to 100 ms). On PostgreSQL
+every transaction costs a BEGIN, a COMMIT and a WAL flush, round trips that a process short of
+CPU also keeps its connection waiting for. Queued here, whatever arrives while one transaction
+runs goes into the next. A batch that fails is retried one write at a time, so one bad write
+fails only its own caller.
+
+A write that changes an existing row names it (``row=``, its primary key) and a batch applies
+such writes in that order. PostgreSQL locks each row as it is updated, so two transactions that
+both lock many rows in key order (a batch, and a lease renewal's ``SELECT … ORDER BY id FOR
+UPDATE``) can wait for each other but never in a cycle: no deadlock.
 """
 
 from __future__ import annotations
@@ -35,7 +42,12 @@ class _Insert:
         await connection.execute(self.statement, self.row)
 
 
-_Queued = tuple[Write | _Insert, "asyncio.Future[Any]"]
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    write: Write | _Insert
+    future: asyncio.Future[Any]
+    #: The primary key of the existing row the write changes ("" for none): the batch's order.
+    row: str = ""
 
 
 class GroupCommit:
@@ -45,9 +57,10 @@ class GroupCommit:
         self._queue: list[_Queued] = []
         self._loop_task: asyncio.Task[None] | None = None
 
-    async def run(self, write: Write) -> Any:
-        """Apply ``write`` in a shared transaction; returns what it returned once committed."""
-        return await self._enqueue(write)
+    async def run(self, write: Write, *, row: str = "") -> Any:
+        """Apply ``write`` in a shared transaction; returns what it returned once committed.
+        ``row``: the key of the existing row it changes, if any (see the module docstring)."""
+        return await self._enqueue(write, row)
 
     async def insert(self, statement: Executable, row: dict[str, Any]) -> None:
         """Insert ``row`` in a shared transaction. The batch's rows for one statement go first, as
@@ -55,9 +68,9 @@ class GroupCommit:
         other write of the same batch could refer to."""
         await self._enqueue(_Insert(statement, row))
 
-    async def _enqueue(self, write: Write | _Insert) -> Any:
+    async def _enqueue(self, write: Write | _Insert, row: str = "") -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((write, future))
+        self._queue.append(_Queued(write, future, row))
         if self._loop_task is None or self._loop_task.done():
             self._loop_task = asyncio.create_task(self._drain(), name="group-commit")
         # Shielded: a caller that goes away must not cancel a write others share.
@@ -71,33 +84,37 @@ class GroupCommit:
     async def _drain(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[: self._batch_size], self._queue[self._batch_size :]
+            # Stable: writes naming no row keep their order, before those that lock one.
+            batch.sort(key=lambda queued: queued.row)
             try:
                 results = await self._apply(batch)
             except Exception:
                 await self._one_by_one(batch)
                 continue
-            for (_write, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
+            for queued, result in zip(batch, results, strict=True):
+                if not queued.future.done():
+                    queued.future.set_result(result)
 
     async def _apply(self, batch: list[_Queued]) -> list[Any]:
         inserts: dict[Executable, list[dict[str, Any]]] = {}
-        for write, _future in batch:
-            if isinstance(write, _Insert):
-                inserts.setdefault(write.statement, []).append(write.row)
+        for queued in batch:
+            if isinstance(queued.write, _Insert):
+                inserts.setdefault(queued.write.statement, []).append(queued.write.row)
         results = []
         async with self._engine.begin() as connection:
             for statement, rows in inserts.items():
                 await connection.execute(statement, rows)
-            for write, _future in batch:
+            for queued in batch:
+                write = queued.write
                 results.append(None if isinstance(write, _Insert) else await write(connection))
         return results
 
     async def _one_by_one(self, batch: list[_Queued]) -> None:
-        for write, future in batch:
+        for queued in batch:
+            future = queued.future
             try:
                 async with self._engine.begin() as connection:
-                    result = await write(connection)
+                    result = await queued.write(connection)
             except Exception as exc:
                 if not future.done():
                     future.set_exception(exc)

@@ -247,14 +247,10 @@ class TaskStore:
         self._writes = GroupCommit(engine)
         self._key_urls: TtlCache[str, str | None] = TtlCache(key_cache_ttl_s)
 
-    async def _row_write(self, write: Write) -> Any:
-        """A write to one existing task row. SQLite: group-committed (it has one writer anyway).
-        PostgreSQL: its own transaction, as one holding many rows' locks taken in arbitrary order
-        could deadlock with a lease renewal."""
-        if self._postgres:
-            async with self._engine.begin() as connection:
-                return await write(connection)
-        return await self._writes.run(write)
+    async def _row_write(self, task_id: str, write: Write) -> Any:
+        """A write to one existing task row, group-committed with others. On PostgreSQL a batch
+        locks its rows in id order, as a lease renewal does, so the two never deadlock."""
+        return await self._writes.run(write, row=task_id)
 
     # -- submit and read --------------------------------------------------------------------------
 
@@ -372,7 +368,7 @@ class TaskStore:
             .where(TaskRow.id == task_id, TaskRow.runner_id == runner_id, TaskRow.status == "processing")
             .values(partial_images_received=received)
         )
-        await self._row_write(lambda connection: connection.execute(statement))
+        await self._row_write(task_id, lambda connection: connection.execute(statement))
 
     async def finish(
         self,
@@ -407,7 +403,7 @@ class TaskStore:
                 await connection.execute(_DELETE_INPUTS, {"where_task": task_id})
             return bool(changed == 1)
 
-        return bool(await self._row_write(write))
+        return bool(await self._row_write(task_id, write))
 
     async def requeue(self, task_id: str, runner_id: str) -> bool:
         """Give a task back to the queue (this process is shutting down); its hold stays taken."""

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import cast
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import event, func, insert, select
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from imagegate.db import migrate
 from imagegate.db.engine import SqliteEngine, create_engine, write_gate
 from imagegate.db.group_commit import GroupCommit
+from imagegate.db.tasks import TaskStore
 from imagegate.db.tasks_tables import TaskRow
 from tests.db.conftest import database_url, engine
 from tests.db.task_rows import queued_task
@@ -136,3 +138,63 @@ async def test_a_failing_row_fails_only_its_own_caller(engine: AsyncEngine) -> N
     assert results[0] is None and results[2] is None
     assert isinstance(results[1], IntegrityError)
     assert await count_tasks(engine) == 3
+
+
+async def test_a_batch_changes_existing_rows_in_key_order(engine: AsyncEngine) -> None:
+    writes = GroupCommit(engine)
+    ran: list[str] = []
+
+    def write(name: str) -> Callable[[AsyncConnection], Awaitable[None]]:
+        async def apply(connection: AsyncConnection) -> None:
+            ran.append(name)
+
+        return apply
+
+    # Queued in one go, so one batch: writes naming no row first, in their order; then by key.
+    await asyncio.gather(
+        writes.run(write("task_c"), row="task_c"),
+        writes.run(write("first"), row=""),
+        writes.run(write("task_a"), row="task_a"),
+        writes.run(write("second")),
+        writes.run(write("task_b"), row="task_b"),
+    )
+    assert ran == ["first", "second", "task_a", "task_b", "task_c"]
+
+
+async def test_ends_of_many_tasks_never_deadlock_with_a_lease_renewal(engine: AsyncEngine) -> None:
+    """A batch of ends locks its rows in id order, as a renewal does: never a cycle.
+
+    Queued in descending id order, a batch applied as queued would lock rows against the
+    renewal's order and PostgreSQL would report a deadlock (one side's error, seen here)."""
+    deadlocks: list[BaseException] = []
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def watch(context: ExceptionContext) -> None:
+        if getattr(context.original_exception, "sqlstate", None) == "40P01":  # deadlock_detected
+            deadlocks.append(context.original_exception)
+
+    store = TaskStore(engine)
+    ids = [f"task_{n:03d}" for n in range(40)]
+    for task_id in ids:
+        await store.create(queued_task(task_id), [])
+    assert len(await store.claim("run_a", limit=len(ids), lease_s=30)) == len(ids)
+    ending = True
+
+    async def renew_meanwhile() -> int:
+        renewals = 0
+        while ending:
+            await store.renew("run_a", ids, 30)
+            renewals += 1
+        return renewals
+
+    renewing = asyncio.create_task(renew_meanwhile())
+    for round_ in range(8):
+        await asyncio.gather(*(store.count_partial(task_id, "run_a", round_) for task_id in reversed(ids)))
+    ending = False
+    assert await renewing > 0
+    event.remove(engine.sync_engine, "handle_error", watch)
+    assert deadlocks == []
+    renewed = await store.renew("run_a", ids, 30)
+    assert sorted(renewed) == ids
+    task = await store.get(ids[0])
+    assert task is not None and task.partial_images_received == 7
