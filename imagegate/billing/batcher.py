@@ -61,7 +61,7 @@ class LedgerBatcher:
         self._sql = Statements(engine.dialect)
         self._sqlite = engine.dialect.name == "sqlite"
         path = sqlite_file(engine.url)
-        self._file = SqliteFileWriter(path, self._sql) if path is not None else None
+        self._file = SqliteFileWriter(path, self._sql, engine.dialect) if path is not None else None
         self._queue: deque[Op] = deque()
         self._task: asyncio.Task[None] | None = None
         #: Operations in the batch being applied now (tests watch it to time a cancellation).
@@ -188,7 +188,11 @@ class LedgerBatcher:
             self._give_back(op)
 
     def _give_back(self, op: HoldOp) -> None:
-        """Release a hold that was taken for a waiter who has gone."""
+        """Release a hold that was taken for a waiter who has gone, unless it brought rows: those
+        (a submitted task) were committed with it and own it now."""
+        if op.rows:
+            logger.info("the hold of request %s stays with its rows: its waiter was cancelled", op.request_id)
+            return
         logger.info("releasing the hold of request %s: its waiter was cancelled", op.request_id)
         self._enqueue(MoveOp(op.key_id, op.request_id, op.amount, (("release", op.amount),)))
 

@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate.billing.batcher import HoldOp, LedgerBatcher, MoveOp
 from imagegate.billing.ledger_sql import RowKind
+from imagegate.db.new_rows import NewRow
 from imagegate.db.tables import ApiKeyRow, LedgerRow
 from imagegate.errors import RateLimited
 from imagegate.money import format_usd
@@ -97,17 +98,21 @@ class Ledger:
         *,
         model: str | None = None,
         endpoint: str | None = None,
+        rows: tuple[NewRow, ...] = (),
     ) -> Hold:
         """Set ``amount`` micro-USD aside, or raise 429 ``insufficient_quota`` when the key is short.
 
         ``model`` and ``endpoint`` go into the request log if this process dies mid-request.
-        Cancelling the caller never loses money: a hold taken after its waiter left is given back.
+        ``rows`` are inserted in the hold's own transaction, exactly when the hold is recorded
+        (the returned hold's ``recorded``). Cancelling the caller never loses money: a hold taken
+        after its waiter left is given back, unless it brought rows (they own it then).
         """
         if not _is_amount(amount):
             raise ValueError(f"a hold must be a non-negative integer, not {amount!r}")
         if amount == 0:
             return Hold(key_id, request_id, 0, recorded=False)
-        refusal = await self.batcher.hold(HoldOp(key_id, request_id, amount, model, endpoint))
+        op = HoldOp(key_id, request_id, amount, model, endpoint, rows=rows)
+        refusal = await self.batcher.hold(op)
         if refusal is None:
             return Hold(key_id, request_id, amount, recorded=True)
         if not refusal.exists:

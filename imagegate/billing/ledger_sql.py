@@ -9,11 +9,16 @@ gets `ledger_sqlite.SqliteFileWriter`, which runs the same statements in the sam
               WHERE id = :key AND quota IS NOT NULL AND balance >= :amount     (row count decides)
     rows      INSERT INTO ledger (…)                                           (executemany)
     opened    INSERT INTO ledger_holds (…)                                     (executemany)
+    new rows  INSERT INTO <table> (…), the rows taken holds brought             (executemany)
 
 A settle or release moves money only for the holds its own transaction deleted from
 ``ledger_holds`` (the claim): a hold already settled, released, or given back by the stale-hold
 reaper applies nothing, so no commit, retried or ambiguous, can apply twice. A key's holds are
 first tried as one debit of their sum, and one by one only when that fails.
+
+A hold may bring new rows (``HoldOp.rows``: a submitted task's own row), written in the same
+transaction if and only if the hold is taken: a task exists exactly when its money is held,
+and its submit waits for one commit, not two.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import BindParameter, ClauseElement, Executable
 
+from imagegate.db.new_rows import NewRow, insert_rows
 from imagegate.db.tables import ApiKeyRow, LedgerRow, OpenHoldRow
 
 RowKind = Literal["hold", "release", "charge"]
@@ -51,7 +57,8 @@ class HoldOp:
     """Take ``amount`` from the key if it has that much; the future gets None or a `Refusal`.
 
     ``model`` and ``endpoint`` are kept with the open hold, for the request-log row the
-    stale-hold reaper writes if the owning process dies before the request ends.
+    stale-hold reaper writes if the owning process dies before the request ends. ``rows`` are
+    inserted in the same transaction if and only if the hold is taken.
     """
 
     key_id: str
@@ -61,6 +68,7 @@ class HoldOp:
     endpoint: str | None = None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
     future: asyncio.Future[Refusal | None] | None = None
+    rows: tuple[NewRow, ...] = ()
 
 
 @dataclass(slots=True)
@@ -92,6 +100,8 @@ class Plan:
         self.outcomes: list[Outcome] = [None] * len(ops)
         self.rows: list[tuple[Any, ...]] = []
         self.opened: list[tuple[Any, ...]] = []
+        #: What the taken holds brought along (`HoldOp.rows`).
+        self.new_rows: list[NewRow] = []
         self.moves: list[tuple[int, str]] = []
         self._moves: list[tuple[int, MoveOp]] = []
         holds: dict[str, list[tuple[int, HoldOp]]] = defaultdict(list)
@@ -134,6 +144,7 @@ class Plan:
                 self.opened.append(
                     (op.request_id, op.key_id, op.amount, self.owner, op.model, op.endpoint, at)
                 )
+                self.new_rows.extend(op.rows)
             else:
                 self.outcomes[index] = refusal
 
@@ -171,6 +182,8 @@ async def apply_with_engine(engine: AsyncEngine, sql: Statements, plan: Plan) ->
             await connection.exec_driver_sql(sql.insert, plan.rows)
         if plan.opened:
             await connection.exec_driver_sql(sql.open, plan.opened)
+        if plan.new_rows:
+            await insert_rows(connection, plan.new_rows)
 
 
 async def _debit(connection: AsyncConnection, sql: Statements, key: str, amount: int) -> bool:

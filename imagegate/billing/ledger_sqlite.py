@@ -11,11 +11,13 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
 import orjson
+from sqlalchemy import Dialect
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from imagegate.billing.ledger_sql import Plan, Statements, refusal_of
 from imagegate.db.engine import SQLITE_BUSY_TIMEOUT_MS
+from imagegate.db.new_rows import insert_rows_sqlite
 from imagegate.db.tables import OpenHoldRow
 
 _CLAIM = (
@@ -32,9 +34,11 @@ class SqliteFileWriter:
     Errors come back as SQLAlchemy's `DBAPIError` types, as from the engine path.
     """
 
-    def __init__(self, path: str, sql: Statements) -> None:
+    def __init__(self, path: str, sql: Statements, dialect: Dialect) -> None:
         self._path = path
         self._sql = sql
+        #: The engine's, so that rows brought by holds are written as the engine would write them.
+        self._dialect = dialect
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imagegate-ledger")
         self._connection: sqlite3.Connection | None = None
 
@@ -82,6 +86,8 @@ class SqliteFileWriter:
             connection.executemany(sql.insert, plan.rows)
         if plan.opened:
             connection.executemany(sql.open, plan.opened)
+        if plan.new_rows:
+            insert_rows_sqlite(self._dialect, connection, plan.new_rows)
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:

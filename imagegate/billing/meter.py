@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from imagegate.billing.ledger import Hold, Ledger
 from imagegate.billing.prices import PriceBook
+from imagegate.db.new_rows import NewRow
 from imagegate.domain import ImageRequest, ImageResult, Principal, Usage
 from imagegate.errors import UpstreamFailed
 
@@ -42,20 +43,30 @@ class Billing:
         self.ledger = ledger
 
     async def open(
-        self, request: ImageRequest, principal: Principal, request_id: str, *, endpoint: str | None = None
+        self,
+        request: ImageRequest,
+        principal: Principal,
+        request_id: str,
+        *,
+        endpoint: str | None = None,
+        with_hold: Callable[[int], tuple[NewRow, ...]] | None = None,
     ) -> Meter:
         """Hold the request's maximum cost (429 ``insufficient_quota`` when the key is short).
 
         ``request_id`` names the hold in the ledger and the request log; ``endpoint`` (default:
         the image endpoint of the request's operation) is logged if this process dies meanwhile.
+        ``with_hold(amount)`` gives rows to insert in the hold's own transaction; they are written
+        exactly when the meter's hold is ``recorded``, and it is the caller's to write them
+        otherwise.
         """
         await self.prices.refresh()
         meter = Meter(self, request, principal)
         if principal.billed and not principal.is_admin and self.ledger is not None:
             amount = self.prices.max_cost(request, principal.price_multiplier)
             where = endpoint or _ENDPOINTS.get(request.operation)
+            rows = with_hold(amount) if with_hold is not None else ()
             meter.hold = await self.ledger.hold(
-                principal.key_id, request_id, amount, model=request.model, endpoint=where
+                principal.key_id, request_id, amount, model=request.model, endpoint=where, rows=rows
             )
         return meter
 

@@ -40,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from imagegate.db.group_commit import GroupCommit, Write
+from imagegate.db.new_rows import NewRow
 from imagegate.db.tables import LedgerRow
 from imagegate.db.tasks_tables import KeyWebhookRow, TaskInputRow, TaskRow, WebhookAttemptRow
 from imagegate.ttl_cache import TtlCache
@@ -148,6 +149,7 @@ def _input_row(task_id: str, position: int, item: TaskInput) -> dict[str, Any]:
 #: Built once: a statement made per call with ``.values(**row)`` is traversed anew for its cache
 #: key on every submit, which cost more than the insert.
 _INSERT_TASK = insert(TaskRow)
+_TASKS = TaskRow.metadata.tables[TaskRow.__tablename__]
 
 
 _DELETE_INPUTS = delete(TaskInputRow).where(TaskInputRow.task_id == bindparam("where_task"))
@@ -253,6 +255,10 @@ class TaskStore:
         return await self._writes.run(write, row=task_id)
 
     # -- submit and read --------------------------------------------------------------------------
+
+    def new_row(self, values: dict[str, Any]) -> NewRow:
+        """A task's row as another transaction can write it (`create` writes it alone)."""
+        return NewRow(_TASKS, values)
 
     async def create(self, values: dict[str, Any], inputs: list[TaskInput]) -> None:
         if not inputs:

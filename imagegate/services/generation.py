@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from imagegate.billing.meter import Billing, Meter
+from imagegate.db.new_rows import NewRow
 from imagegate.domain import (
     Accepted,
     Generated,
@@ -93,15 +94,22 @@ class GenerationPipeline:
         return spec
 
     async def admit(
-        self, request: ImageRequest, principal: Principal, request_id: str, *, endpoint: str | None = None
+        self,
+        request: ImageRequest,
+        principal: Principal,
+        request_id: str,
+        *,
+        endpoint: str | None = None,
+        with_hold: Callable[[int], tuple[NewRow, ...]] | None = None,
     ) -> Meter:
         """Check the request and hold its maximum cost: what an async task does at submit.
 
         The returned meter is handed to :meth:`run` later (``meter=``), which then skips both.
-        ``endpoint`` is what the request log says if this process dies while the hold is open.
+        ``endpoint`` is what the request log says if this process dies while the hold is open;
+        ``with_hold``: rows committed with the hold (`Billing.open`).
         """
         self.check(request, principal)
-        return await self.billing.open(request, principal, request_id, endpoint=endpoint)
+        return await self.billing.open(request, principal, request_id, endpoint=endpoint, with_hold=with_hold)
 
     # -- running ------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import secrets
 import time
 from dataclasses import dataclass
@@ -23,8 +24,9 @@ from typing import Any
 
 from imagegate.billing.ledger import Hold
 from imagegate.billing.meter import Billing
+from imagegate.db.new_rows import NewRow
 from imagegate.db.request_logs import RequestLogWriter
-from imagegate.db.tasks import TaskState, TaskStore, WebhookAttempt
+from imagegate.db.tasks import TaskInput, TaskState, TaskStore, WebhookAttempt
 from imagegate.domain import ImageRequest, Principal
 from imagegate.errors import InvalidRequest, NotFound
 from imagegate.services.generation import GenerationPipeline
@@ -103,34 +105,24 @@ class TaskService:
             check_webhook_url(webhook_url)
         else:
             webhook_url = await self.store.key_webhook_url(principal.key_id)
-        task_id = new_task_id()
         # The answer is never a stream (progress is the events endpoint), but partial images are
         # still asked of the upstream when wanted, for those events.
         request.stream = request.partial_images > 0
-        meter = await self.pipeline.admit(request, principal, task_id)
-        stored, inputs = request_to_json(request)
-        now = time.time()
-        values = {
-            "id": task_id,
-            "key_id": principal.key_id,
-            "operation": request.operation,
-            "model": request.public_model,
-            "status": "queued",
-            "request": stored,
-            "principal": principal_to_json(principal),
-            "hold_micros": meter.hold.amount if meter.hold is not None and meter.hold.recorded else None,
-            "created_at": now,
-            "webhook_url": webhook_url,
-        }
-        try:
-            await self.store.create(values, inputs)
-        except BaseException:
-            await meter.close()  # not stored: nobody will run it, so the hold goes back now
-            raise
+        task = _NewTask(self.store, new_task_id(), request, principal, webhook_url)
+        meter = await self.pipeline.admit(request, principal, task.id, with_hold=task.rows_with_hold)
+        hold = meter.hold
+        if hold is not None and hold.recorded:
+            task.values["hold_micros"] = hold.amount
+        if not (task.offered and hold is not None and hold.recorded):
+            try:
+                await self.store.create(task.values, task.inputs)
+            except BaseException:
+                await meter.close()  # not stored: nobody will run it, so the hold goes back now
+                raise
         if self.runner is not None:
             self.runner.wake()
         # Built from what was written rather than read back: submit is the hot path of a burst.
-        return TaskView(new_task_state(values))
+        return TaskView(new_task_state(task.values))
 
     async def get(self, task_id: str, principal: Principal) -> TaskView:
         task = await self.store.get(task_id)
@@ -224,6 +216,56 @@ class TaskService:
             with contextlib.suppress(Exception):
                 await self.expire()
             await asyncio.sleep(60)
+
+
+class _NewTask:
+    """A task being submitted: its row, built once the pipeline checked the request (the checks
+    may fit it, its size), and what it offered to commit with the hold."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        task_id: str,
+        request: ImageRequest,
+        principal: Principal,
+        webhook_url: str | None,
+    ) -> None:
+        self.store, self.id, self.request, self.principal = store, task_id, request, principal
+        self.webhook_url = webhook_url
+        #: Whether `rows_with_hold` gave the row to the hold: written exactly if it was recorded.
+        self.offered = False
+
+    def rows_with_hold(self, amount: int) -> tuple[NewRow, ...]:
+        # A generation's row is committed with its hold: a submit waits for one commit, not two,
+        # and a task exists exactly when its money is held. An edit's inputs (megabytes) are not
+        # written under the ledger's lock: its row follows the hold, in a write of its own.
+        if self.inputs:
+            return ()
+        self.offered = True
+        return (self.store.new_row({**self.values, "hold_micros": amount}),)
+
+    @functools.cached_property
+    def _json(self) -> tuple[dict[str, Any], list[TaskInput]]:
+        return request_to_json(self.request)
+
+    @property
+    def inputs(self) -> list[TaskInput]:
+        return self._json[1]
+
+    @functools.cached_property
+    def values(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "key_id": self.principal.key_id,
+            "operation": self.request.operation,
+            "model": self.request.public_model,
+            "status": "queued",
+            "request": self._json[0],
+            "principal": principal_to_json(self.principal),
+            "hold_micros": None,
+            "created_at": time.time(),
+            "webhook_url": self.webhook_url,
+        }
 
 
 def new_task_state(values: dict[str, Any]) -> TaskState:
