@@ -30,7 +30,8 @@ from imagegate.db.tables import Base, BigIntId
 class TaskRow(Base):
     __tablename__ = "tasks"
     __table_args__ = (
-        Index("ix_tasks_status_created", "status", "created_at"),
+        # The queue's order, whole: a claim reads the oldest of a state without sorting.
+        Index("ix_tasks_status_created_id", "status", "created_at", "id"),
         Index("ix_tasks_key_created", "key_id", "created_at"),
         Index("ix_tasks_webhook_due", "webhook_state", "webhook_next_at"),
     )
