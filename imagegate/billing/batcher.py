@@ -203,7 +203,7 @@ class LedgerBatcher:
             async with write_gate(self._engine):
                 await self._file.apply(plan)
         else:
-            await apply_with_engine(self._engine, self._sql, plan)
+            plan = await apply_with_engine(self._engine, self._sql, plan)
         return plan.outcomes
 
 

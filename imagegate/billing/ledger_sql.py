@@ -11,6 +11,11 @@ gets `ledger_sqlite.SqliteFileWriter`, which runs the same statements in the sam
     opened    INSERT INTO ledger_holds (…)                                     (executemany)
     new rows  INSERT INTO <table> (…), the rows taken holds brought             (executemany)
 
+That is the careful order, in which each hold is decided before its rows are written; SQLite
+runs it, and PostgreSQL when its first attempt fails. That first attempt (`apply_with_engine`)
+runs claims, then every insert as if all holds will be taken, then the keys' updates, last:
+another process's batch for the same key waits on the key's row from its update to COMMIT.
+
 A settle or release moves money only for the holds its own transaction deleted from
 ``ledger_holds`` (the claim): a hold already settled, released, or given back by the stale-hold
 reaper applies nothing, so no commit, retried or ambiguous, can apply twice. A key's holds are
@@ -31,10 +36,12 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Dialect, bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import BindParameter, ClauseElement, Executable
 
+from imagegate.db.engine import POSTGRES_PREFER_INDEXES
 from imagegate.db.new_rows import NewRow, insert_rows
 from imagegate.db.tables import ApiKeyRow, LedgerRow, OpenHoldRow
 
@@ -95,6 +102,7 @@ class Plan:
     """A batch sorted into its statements; `outcomes` gets one entry per op."""
 
     def __init__(self, ops: list[Op], *, sqlite: bool, owner: str) -> None:
+        self.ops = ops
         self.sqlite = sqlite
         self.owner = owner
         self.outcomes: list[Outcome] = [None] * len(ops)
@@ -155,35 +163,94 @@ def refusal_of(row: Any) -> Refusal:
     return Refusal(None if row[0] is None else int(row[0]), int(row[1]))
 
 
-async def apply_with_engine(engine: AsyncEngine, sql: Statements, plan: Plan) -> None:
-    """Run ``plan`` in one transaction through SQLAlchemy."""
+async def apply_with_engine(engine: AsyncEngine, sql: Statements, plan: Plan) -> Plan:
+    """Run ``plan`` in one transaction through SQLAlchemy; returns the plan that was applied.
+
+    PostgreSQL first tries the batch as if every hold will be taken: the new rows go in first and
+    the keys' rows are updated last, just before COMMIT, so each key's row lock (which every other
+    process's batch for that key waits on) is held for two statements instead of five. When a
+    debit is refused, that attempt is rolled back and the batch runs again in the order that
+    decides each hold before writing its rows.
+    """
+    if sql.lock is not None:
+        try:
+            async with engine.begin() as connection:
+                try:
+                    taken = await _apply_optimistically(connection, sql, plan)
+                except IntegrityError:
+                    # A hold on a key that does not exist (its rows break the foreign key), or
+                    # a request id held twice: the careful order tells those apart.
+                    taken = False
+                if taken:
+                    return plan
+                raise _DebitRefused  # rolls the attempt back
+        except _DebitRefused:
+            plan = Plan(plan.ops, sqlite=plan.sqlite, owner=plan.owner)
     async with engine.begin() as connection:
-        if sql.lock is not None and len(plan.keys) > 1:
-            await connection.execute(sql.lock, {"keys": plan.keys})
-        if plan.claims:
-            if sql.claim_any is not None:
-                claimed = await connection.exec_driver_sql(sql.claim_any, (plan.claims,))
-            else:
-                claimed = await connection.execute(sql.claim, {"ids": plan.claims})
-            plan.claimed(claimed.scalars())
-        if plan.moves:
-            await connection.exec_driver_sql(sql.move, plan.moves)
-        for key, holds in plan.holds:
-            amounts = [op.amount for _, op in holds]
-            if len(holds) > 1 and await _debit(connection, sql, key, sum(amounts)):
-                taken = [True] * len(holds)
-            else:
-                taken = [await _debit(connection, sql, key, amount) for amount in amounts]
-            refusal = None
-            if not all(taken):
-                refusal = refusal_of((await connection.exec_driver_sql(sql.read, (key,))).first())
-            plan.settle_holds(holds, taken, refusal)
-        if plan.rows:
-            await connection.exec_driver_sql(sql.insert, plan.rows)
-        if plan.opened:
-            await connection.exec_driver_sql(sql.open, plan.opened)
-        if plan.new_rows:
-            await insert_rows(connection, plan.new_rows)
+        await _apply(connection, sql, plan)
+    return plan
+
+
+class _DebitRefused(Exception):
+    """A key could not cover the sum of its holds in an optimistic attempt."""
+
+
+async def _apply_optimistically(connection: AsyncConnection, sql: Statements, plan: Plan) -> bool:
+    """The batch with every hold taken and the keys' rows updated last; False: a debit failed
+    (the caller rolls back)."""
+    await _claim(connection, sql, plan)
+    debits = [(key, sum(op.amount for _, op in holds)) for key, holds in plan.holds]
+    for _key, holds in plan.holds:
+        plan.settle_holds(holds, [True] * len(holds), None)
+    await _insert_rows(connection, sql, plan)
+    if sql.lock is not None and len(plan.keys) > 1:
+        await connection.execute(sql.lock, {"keys": plan.keys})
+    if plan.moves:
+        await connection.exec_driver_sql(sql.move, plan.moves)
+    for key, total in debits:
+        if not await _debit(connection, sql, key, total):
+            return False
+    return True
+
+
+async def _apply(connection: AsyncConnection, sql: Statements, plan: Plan) -> None:
+    if sql.lock is not None and len(plan.keys) > 1:
+        await connection.execute(sql.lock, {"keys": plan.keys})
+    await _claim(connection, sql, plan)
+    if plan.moves:
+        await connection.exec_driver_sql(sql.move, plan.moves)
+    for key, holds in plan.holds:
+        amounts = [op.amount for _, op in holds]
+        if len(holds) > 1 and await _debit(connection, sql, key, sum(amounts)):
+            taken = [True] * len(holds)
+        else:
+            taken = [await _debit(connection, sql, key, amount) for amount in amounts]
+        refusal = None
+        if not all(taken):
+            refusal = refusal_of((await connection.exec_driver_sql(sql.read, (key,))).first())
+        plan.settle_holds(holds, taken, refusal)
+    await _insert_rows(connection, sql, plan)
+
+
+async def _claim(connection: AsyncConnection, sql: Statements, plan: Plan) -> None:
+    if not plan.claims:
+        return
+    if sql.claim_any is not None:
+        # The holds by primary key, not a scan of every open one (a burst opens thousands).
+        await connection.exec_driver_sql(POSTGRES_PREFER_INDEXES)
+        claimed = await connection.exec_driver_sql(sql.claim_any, (plan.claims,))
+    else:
+        claimed = await connection.execute(sql.claim, {"ids": plan.claims})
+    plan.claimed(claimed.scalars())
+
+
+async def _insert_rows(connection: AsyncConnection, sql: Statements, plan: Plan) -> None:
+    if plan.rows:
+        await connection.exec_driver_sql(sql.insert, plan.rows)
+    if plan.opened:
+        await connection.exec_driver_sql(sql.open, plan.opened)
+    if plan.new_rows:
+        await insert_rows(connection, plan.new_rows)
 
 
 async def _debit(connection: AsyncConnection, sql: Statements, key: str, amount: int) -> bool:
