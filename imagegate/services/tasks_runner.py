@@ -225,8 +225,8 @@ class TaskRunner:
         the gateway, the database). Tasks waiting on their upstream leave the process idle, so
         this never holds them back. A burst of 10,000 submits beside 16 running tasks was
         answered with p99 71 ms; yielding, 39 to 47 ms, and the last task ended no later; two
-        processes on one PostgreSQL, each at ~0.75 of a core on a full machine: 111 ms before the
-        machine counted, 55 ms after (bench/tasks.py).
+        processes on one PostgreSQL, each at ~0.75 of a core on a full machine: p99 99 to 114 ms
+        before the machine counted, 61 to 100 ms after (bench/tasks.py).
         """
         process = self._cpu_use.share()
         machine = self._machine_cpu.share()
