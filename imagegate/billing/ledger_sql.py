@@ -172,7 +172,7 @@ async def apply_with_engine(engine: AsyncEngine, sql: Statements, plan: Plan) ->
     debit is refused, that attempt is rolled back and the batch runs again in the order that
     decides each hold before writing its rows.
     """
-    if sql.lock is not None:
+    if sql.postgres:
         try:
             async with engine.begin() as connection:
                 try:
@@ -277,6 +277,7 @@ class Statements:
     """
 
     def __init__(self, dialect: Dialect) -> None:
+        self.postgres = dialect.name == "postgresql"
         key, balance = ApiKeyRow.id, ApiKeyRow.balance_micros
         limited = ApiKeyRow.quota_micros.is_not(None)
         hold = (

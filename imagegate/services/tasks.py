@@ -7,7 +7,8 @@
 
 Submitting does exactly what a sync request does before it runs — validation, access, the quota
 hold (``pipeline.admit`` with the task id as request id) — so its errors are the sync errors; the
-request and its uploads are then stored and any runner may run it (``tasks_runner``). The one
+request is stored (a generation's row in the hold's own transaction, an edit's with its uploads
+after it) and any runner may run it (``tasks_runner``). The one
 who moves a task to its end state in the database owns its money from then: the runner (settle or
 release through the pipeline), or here a cancel of a task still queued (release).
 """
