@@ -9,30 +9,18 @@ order, with the same outcomes as ever.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate.billing.batcher import HoldOp, MoveOp
 from imagegate.billing.ledger import Ledger
-from imagegate.db import migrate
-from imagegate.db.engine import create_engine
 from imagegate.db.keys import KeyStore
 from tests.billing.test_batcher import assert_invariant, kinds
-from tests.db.conftest import postgres_url
+from tests.db.conftest import postgres_engine, postgres_url
 
-__all__ = ["postgres_url"]
-
-
-@pytest.fixture
-async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    migrate.upgrade(postgres_url)
-    engine = create_engine(postgres_url)
-    yield engine
-    await engine.dispose()
+__all__ = ["postgres_engine", "postgres_url"]
 
 
 def watch_statements(engine: AsyncEngine) -> list[str]:
@@ -47,11 +35,11 @@ def watch_statements(engine: AsyncEngine) -> list[str]:
     return seen
 
 
-async def test_a_batch_updates_the_keys_row_after_its_inserts(engine: AsyncEngine) -> None:
-    key, _ = await KeyStore(engine).create("k", quota_usd="1")
-    ledger = Ledger(engine)
+async def test_a_batch_updates_the_keys_row_after_its_inserts(postgres_engine: AsyncEngine) -> None:
+    key, _ = await KeyStore(postgres_engine).create("k", quota_usd="1")
+    ledger = Ledger(postgres_engine)
     await ledger.hold(key.id, "req_0", 100_000)
-    seen = watch_statements(engine)
+    seen = watch_statements(postgres_engine)
     settle = (("release", 100_000), ("charge", -30_000))
     move = ledger.batcher.submit_move(MoveOp(key.id, "req_0", 70_000, settle))
     holds = [ledger.batcher.submit_hold(HoldOp(key.id, f"req_{n}", 10_000)) for n in range(1, 4)]
@@ -66,10 +54,12 @@ async def test_a_batch_updates_the_keys_row_after_its_inserts(engine: AsyncEngin
     await assert_invariant(ledger, key.id, 1_000_000 - 30_000 - 30_000)
 
 
-async def test_a_refused_debit_runs_the_batch_again_in_the_careful_order(engine: AsyncEngine) -> None:
-    key, _ = await KeyStore(engine).create("k", quota_usd="0.025")
-    ledger = Ledger(engine)
-    seen = watch_statements(engine)
+async def test_a_refused_debit_runs_the_batch_again_in_the_careful_order(
+    postgres_engine: AsyncEngine,
+) -> None:
+    key, _ = await KeyStore(postgres_engine).create("k", quota_usd="0.025")
+    ledger = Ledger(postgres_engine)
+    seen = watch_statements(postgres_engine)
     holds = [ledger.batcher.submit_hold(HoldOp(key.id, f"req_{n}", 10_000)) for n in range(3)]
     outcomes = await asyncio.gather(*holds)
     # Their sum is more than the key has: the optimistic attempt is rolled back, then each

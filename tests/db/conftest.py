@@ -84,6 +84,15 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
+async def postgres_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a PostgreSQL database of its own, migrated to head: for PostgreSQL-only tests."""
+    migrate.upgrade(postgres_url)
+    engine = create_engine(postgres_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     migrate.upgrade(database_url)  # from inside a running loop: exercises the threaded path
     engine = create_engine(database_url)

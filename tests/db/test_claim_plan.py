@@ -8,46 +8,35 @@ look the picked rows up by primary key: never a scan or a sort of every queued r
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from imagegate.db import migrate
-from imagegate.db.engine import POSTGRES_PREFER_INDEXES, create_engine
+from imagegate.db.engine import POSTGRES_PREFER_INDEXES
 from imagegate.db.tasks import TaskStore, _claim_statement
 from imagegate.db.tasks_tables import TaskRow
-from tests.db.conftest import postgres_url
+from tests.db.conftest import postgres_engine, postgres_url
 from tests.db.task_rows import queued_task
 
-__all__ = ["postgres_url"]
-
-
-@pytest.fixture
-async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    migrate.upgrade(postgres_url)
-    engine = create_engine(postgres_url)
-    yield engine
-    await engine.dispose()
+__all__ = ["postgres_engine", "postgres_url"]
 
 
 async def test_a_claim_reads_the_queue_by_index_when_the_statistics_say_it_is_empty(
-    engine: AsyncEngine,
+    postgres_engine: AsyncEngine,
 ) -> None:
-    async with engine.begin() as connection:
+    async with postgres_engine.begin() as connection:
         await connection.execute(text("ANALYZE tasks"))  # statistics of an empty table
         now = time.time()
         rows = [queued_task(f"task_{n:05d}", created_at=now + n * 1e-4) for n in range(3000)]
         await connection.execute(insert(TaskRow), rows)
     statement = _claim_statement(True, expired=False)
-    compiled = statement.compile(dialect=engine.dialect)
+    compiled = statement.compile(dialect=postgres_engine.dialect)
     assert isinstance(compiled, SQLCompiler)
     values = compiled.construct_params(
         {"claim_now": now, "claim_runner": "run_x", "claim_lease_until": now + 30, "claim_limit": 8}
     )
-    async with engine.begin() as connection:
+    async with postgres_engine.begin() as connection:
         await connection.exec_driver_sql(POSTGRES_PREFER_INDEXES)
         explained = await connection.exec_driver_sql(
             "EXPLAIN " + compiled.string, tuple(values[name] for name in compiled.positiontup or ())
@@ -58,5 +47,5 @@ async def test_a_claim_reads_the_queue_by_index_when_the_statistics_say_it_is_em
     assert "Index Scan using pk_tasks" in plan, plan
     assert not any(word in plan for word in ("Seq Scan", "Bitmap", "Sort")), plan
     # And the claim itself takes the oldest eight.
-    claimed = await TaskStore(engine).claim("run_x", limit=8, lease_s=30)
+    claimed = await TaskStore(postgres_engine).claim("run_x", limit=8, lease_s=30)
     assert [task.id for task in claimed] == [f"task_{n:05d}" for n in range(8)]
