@@ -203,8 +203,7 @@ async def _apply_optimistically(connection: AsyncConnection, sql: Statements, pl
     for _key, holds in plan.holds:
         plan.settle_holds(holds, [True] * len(holds), None)
     await _insert_rows(connection, sql, plan)
-    if sql.lock is not None and len(plan.keys) > 1:
-        await connection.execute(sql.lock, {"keys": plan.keys})
+    await _lock_keys(connection, sql, plan)
     if plan.moves:
         await connection.exec_driver_sql(sql.move, plan.moves)
     for key, total in debits:
@@ -214,8 +213,7 @@ async def _apply_optimistically(connection: AsyncConnection, sql: Statements, pl
 
 
 async def _apply(connection: AsyncConnection, sql: Statements, plan: Plan) -> None:
-    if sql.lock is not None and len(plan.keys) > 1:
-        await connection.execute(sql.lock, {"keys": plan.keys})
+    await _lock_keys(connection, sql, plan)
     await _claim(connection, sql, plan)
     if plan.moves:
         await connection.exec_driver_sql(sql.move, plan.moves)
@@ -230,6 +228,12 @@ async def _apply(connection: AsyncConnection, sql: Statements, plan: Plan) -> No
             refusal = refusal_of((await connection.exec_driver_sql(sql.read, (key,))).first())
         plan.settle_holds(holds, taken, refusal)
     await _insert_rows(connection, sql, plan)
+
+
+async def _lock_keys(connection: AsyncConnection, sql: Statements, plan: Plan) -> None:
+    """PostgreSQL, several keys: lock their rows in id order, so two batches never deadlock."""
+    if sql.lock is not None and len(plan.keys) > 1:
+        await connection.execute(sql.lock, {"keys": plan.keys})
 
 
 async def _claim(connection: AsyncConnection, sql: Statements, plan: Plan) -> None:

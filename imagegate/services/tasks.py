@@ -111,10 +111,11 @@ class TaskService:
         request.stream = request.partial_images > 0
         task = _NewTask(self.store, new_task_id(), request, principal, webhook_url)
         meter = await self.pipeline.admit(request, principal, task.id, with_hold=task.rows_with_hold)
-        hold = meter.hold
-        if hold is not None and hold.recorded:
+        hold = meter.hold if meter.hold is not None and meter.hold.recorded else None
+        if hold is not None:
             task.values["hold_micros"] = hold.amount
-        if not (task.offered and hold is not None and hold.recorded):
+        # A recorded hold took the row of a task without inputs with it (`rows_with_hold`).
+        if hold is None or task.inputs:
             try:
                 await self.store.create(task.values, task.inputs)
             except BaseException:
@@ -233,8 +234,6 @@ class _NewTask:
     ) -> None:
         self.store, self.id, self.request, self.principal = store, task_id, request, principal
         self.webhook_url = webhook_url
-        #: Whether `rows_with_hold` gave the row to the hold: written exactly if it was recorded.
-        self.offered = False
 
     def rows_with_hold(self, amount: int) -> tuple[NewRow, ...]:
         # A generation's row is committed with its hold: a submit waits for one commit, not two,
@@ -242,7 +241,6 @@ class _NewTask:
         # written under the ledger's lock: its row follows the hold, in a write of its own.
         if self.inputs:
             return ()
-        self.offered = True
         return (self.store.new_row({**self.values, "hold_micros": amount}),)
 
     @functools.cached_property
