@@ -38,11 +38,11 @@ from typing import Any, Literal
 from sqlalchemy import Dialect, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import BindParameter, ClauseElement, Executable
+from sqlalchemy.sql.expression import BindParameter, Executable
 
 from imagegate.db.engine import POSTGRES_PREFER_INDEXES
 from imagegate.db.new_rows import NewRow, insert_rows
+from imagegate.db.positional import positional_sql_in
 from imagegate.db.tables import ApiKeyRow, LedgerRow, OpenHoldRow
 
 RowKind = Literal["hold", "release", "charge"]
@@ -289,10 +289,10 @@ class Statements:
             .where(key == bindparam("key"), limited, balance >= bindparam("floor"))
             .values(balance_micros=balance - bindparam("amount"))
         )
-        self.hold = _positional(hold, dialect, ("amount", "key", "floor"))
+        self.hold = positional_sql_in(hold, dialect, ("amount", "key", "floor"))
         move = update(ApiKeyRow).where(key == bindparam("key"))
         move = move.values(balance_micros=balance + bindparam("delta"))
-        self.move = _positional(move, dialect, ("delta", "key"))
+        self.move = positional_sql_in(move, dialect, ("delta", "key"))
         ledger_columns = ("key_id", "request_id", "kind", "amount_micros", "created_at")
         self.insert = _insert(LedgerRow, dialect, ledger_columns)
         self.open = _insert(
@@ -301,7 +301,7 @@ class Statements:
             ("request_id", "key_id", "amount_micros", "owner", "model", "endpoint", "created_at"),
         )
         read = select(ApiKeyRow.quota_micros, balance).where(key == bindparam("key"))
-        self.read = _positional(read, dialect, ("key",))
+        self.read = positional_sql_in(read, dialect, ("key",))
         ids: BindParameter[list[str]] = bindparam("ids", expanding=True)
         held = OpenHoldRow.request_id
         self.claim: Executable = delete(OpenHoldRow).where(held.in_(ids)).returning(held)
@@ -317,12 +317,5 @@ class Statements:
 
 
 def _insert(table: Any, dialect: Dialect, columns: tuple[str, ...]) -> str:
-    return _positional(insert(table).values({name: bindparam(name) for name in columns}), dialect, columns)
-
-
-def _positional(statement: ClauseElement, dialect: Dialect, order: tuple[str, ...]) -> str:
-    compiled = statement.compile(dialect=dialect)
-    assert isinstance(compiled, SQLCompiler)
-    if tuple(compiled.positiontup or ()) != order:
-        raise RuntimeError(f"ledger statement binds {compiled.positiontup}, expected {order}")
-    return str(compiled)
+    statement = insert(table).values({name: bindparam(name) for name in columns})
+    return positional_sql_in(statement, dialect, columns)

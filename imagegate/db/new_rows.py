@@ -19,7 +19,8 @@ from typing import Any
 
 from sqlalchemy import Dialect, Insert, Table, bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.compiler import SQLCompiler
+
+from imagegate.db.positional import positional_sql
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +69,8 @@ def _sqlite_insert(
     dialect: Dialect, table: Table, columns: tuple[str, ...]
 ) -> tuple[str, tuple[str, ...], tuple[Callable[[Any], Any] | None, ...]]:
     """The insert's text, the order its parameters bind in (the table's), and their converters."""
-    statement = insert(table).values({name: bindparam(name) for name in columns})
-    compiled = statement.compile(dialect=dialect)
-    assert isinstance(compiled, SQLCompiler)
-    order = tuple(compiled.positiontup or ())
+    sql, order = positional_sql(insert(table).values({name: bindparam(name) for name in columns}), dialect)
     if sorted(order) != sorted(columns):
         raise RuntimeError(f"{table.name} insert binds {order}, expected {columns}")
     processors = tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order)
-    return str(compiled), order, processors
+    return sql, order, processors

@@ -47,6 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from imagegate.db.engine import write_gate
+from imagegate.db.positional import positional_sql_in
 from imagegate.db.tables import Base, RequestDetailRow, UtcDateTime
 from imagegate.money import to_micros
 from imagegate.observability import RequestRecord
@@ -209,10 +210,7 @@ def aborted_log_values(
 def insert_statement(dialect: Dialect) -> str:
     """``INSERT INTO request_logs (…) VALUES (…)`` with positional parameters in ``_COLUMNS`` order."""
     statement = insert(RequestLogRow).values({name: bindparam(name) for name in _COLUMNS})
-    compiled = statement.compile(dialect=dialect)
-    if tuple(compiled.positiontup or ()) != _COLUMNS:
-        raise RuntimeError("the request log insert does not bind its columns in table order")
-    return str(compiled)
+    return positional_sql_in(statement, dialect, _COLUMNS)
 
 
 #: Rows per INSERT on SQLite: 100 rows of ~30 columns stay far below SQLite's bound of 32,766
@@ -247,10 +245,8 @@ def sqlite_details_insert() -> tuple[str, str]:
     the ``ON CONFLICT`` clause that follows the rows, parameters in ``_DETAIL_COLUMNS`` order.
     Built once: the ORM insert given a list of rows was compiled anew for every batch."""
     statement = details_insert("sqlite").values({name: bindparam(name) for name in _DETAIL_COLUMNS})
-    compiled = statement.compile(dialect=sqlite.dialect())
-    if tuple(compiled.positiontup or ()) != _DETAIL_COLUMNS:
-        raise RuntimeError("the request details insert does not bind its columns in order")
-    rows_part, conflict, rest = str(compiled).partition(" ON CONFLICT")
+    sql = positional_sql_in(statement, sqlite.dialect(), _DETAIL_COLUMNS)
+    rows_part, conflict, rest = sql.partition(" ON CONFLICT")
     return rows_part, conflict + rest
 
 
