@@ -115,7 +115,7 @@ def _to_request(
         response_format=fields.response_format or default_response_format,
         stream=bool(fields.stream),
         partial_images=fields.partial_images or 0,
-        input_fidelity=getattr(fields, "input_fidelity", None),
+        input_fidelity=fields.input_fidelity if isinstance(fields, EditFields) else None,
         user=fields.user,
         extra=extra,
     )

@@ -155,7 +155,7 @@ class GenerationPipeline:
                 wants_urls = request.response_format == "url" if hosted is None else hosted
                 if keep_bytes is None:
                     keep_bytes = request.stream or request.response_format == "b64_json"
-                finishing = asyncio.ensure_future(
+                finishing = asyncio.create_task(
                     self._finish(request, result, channel, meter, record, wants_urls, keep_bytes)
                 )
                 del result
