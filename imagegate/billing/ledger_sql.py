@@ -35,14 +35,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Dialect, bindparam, delete, insert, select, update
+from sqlalchemy import Dialect, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.expression import BindParameter, Executable
 
 from imagegate.db.engine import POSTGRES_PREFER_INDEXES
 from imagegate.db.new_rows import NewRow, insert_rows
-from imagegate.db.positional import positional_sql_in
+from imagegate.db.positional import positional_insert, positional_sql_in
 from imagegate.db.tables import ApiKeyRow, LedgerRow, OpenHoldRow
 
 RowKind = Literal["hold", "release", "charge"]
@@ -294,8 +294,8 @@ class Statements:
         move = move.values(balance_micros=balance + bindparam("delta"))
         self.move = positional_sql_in(move, dialect, ("delta", "key"))
         ledger_columns = ("key_id", "request_id", "kind", "amount_micros", "created_at")
-        self.insert = _insert(LedgerRow, dialect, ledger_columns)
-        self.open = _insert(
+        self.insert = positional_insert(LedgerRow, dialect, ledger_columns)
+        self.open = positional_insert(
             OpenHoldRow,
             dialect,
             ("request_id", "key_id", "amount_micros", "owner", "model", "endpoint", "created_at"),
@@ -314,8 +314,3 @@ class Statements:
         if dialect.name == "postgresql":
             keys: BindParameter[str] = bindparam("keys", expanding=True)
             self.lock = select(key).where(key.in_(keys)).order_by(key).with_for_update()
-
-
-def _insert(table: Any, dialect: Dialect, columns: tuple[str, ...]) -> str:
-    statement = insert(table).values({name: bindparam(name) for name in columns})
-    return positional_sql_in(statement, dialect, columns)

@@ -47,7 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from imagegate.db.engine import write_gate
-from imagegate.db.positional import positional_sql_in
+from imagegate.db.positional import positional_insert, positional_sql_in
 from imagegate.db.tables import Base, RequestDetailRow, UtcDateTime
 from imagegate.money import to_micros
 from imagegate.observability import RequestRecord
@@ -209,8 +209,7 @@ def aborted_log_values(
 
 def insert_statement(dialect: Dialect) -> str:
     """``INSERT INTO request_logs (…) VALUES (…)`` with positional parameters in ``_COLUMNS`` order."""
-    statement = insert(RequestLogRow).values({name: bindparam(name) for name in _COLUMNS})
-    return positional_sql_in(statement, dialect, _COLUMNS)
+    return positional_insert(RequestLogRow, dialect, _COLUMNS)
 
 
 #: Rows per INSERT on SQLite: 100 rows of ~30 columns stay far below SQLite's bound of 32,766
