@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 import weakref
 from collections.abc import AsyncIterator
@@ -148,12 +149,31 @@ def write_gate(engine: AsyncEngine) -> contextlib.AbstractAsyncContextManager[An
 
 
 def _sqlite_engine(url: URL) -> AsyncEngine:
+    bind_none_and_bools_directly()
     database = url.database or ""
     if _is_file_database(url):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = SqliteEngine(create_async_engine(url).sync_engine)
     event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
     return engine
+
+
+def bind_none_and_bools_directly() -> None:
+    """Give sqlite3 ready adapters for None and bools, the values it binds most slowly.
+
+    Python's sqlite3 binds str, int, float and bytearray as they are; any other value (None and
+    bools among them) is first offered to adapters. With none registered for its type, it asks
+    the protocol class for ``__adapt__``, and that failed lookup raises and formats an
+    AttributeError before the value is bound after all: 0.3 µs per NULL, and a request log row
+    has a dozen of them. These adapters bind exactly what sqlite3 would have (NULL, and 0 or 1).
+    The registry is the sqlite3 module's, for the whole process; registering twice is harmless.
+    """
+    sqlite3.register_adapter(type(None), _unchanged)
+    sqlite3.register_adapter(bool, int)
+
+
+def _unchanged(value: None) -> None:
+    return value
 
 
 def _is_file_database(url: URL) -> bool:
