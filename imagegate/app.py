@@ -10,8 +10,10 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from starlette.datastructures import State
 from starlette.types import ASGIApp
 
 from imagegate import __version__, tracing
@@ -75,6 +77,7 @@ class GatewayApp(FastAPI):
     def __init__(self, settings: Settings, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.settings = settings
+        self.state = AppState()
 
     def build_middleware_stack(self) -> ASGIApp:
         hot = HotRoutes(
@@ -87,6 +90,27 @@ class GatewayApp(FastAPI):
             client_ip=ClientIpResolver(self.settings.trusted_proxies, self.settings.forwarded_header),
         )
         return MetricsMiddleware(context)  # outermost: its timings include the request-context work
+
+
+class AppState(State):
+    """Starlette's app state, with every value also an ordinary attribute of the instance.
+
+    State keeps its values in a dict behind ``__getattr__``, which Python calls only after the
+    ordinary lookup has failed, raising and formatting an AttributeError that is thrown away.
+    The running gateway is read from here several times per request, so each value is also set
+    where that first lookup finds it.
+    """
+
+    def __setattr__(self, key: Any, value: Any) -> None:
+        super().__setattr__(key, value)
+        object.__setattr__(self, key, value)
+
+    def __delattr__(self, key: Any) -> None:
+        super().__delattr__(key)
+        object.__delattr__(self, key)
+
+    __setitem__ = __setattr__
+    __delitem__ = __delattr__
 
 
 def create_app_from_env() -> FastAPI:
