@@ -25,6 +25,7 @@ from imagegate.api.hot_routes import HotRoutes
 from imagegate.api.metrics_middleware import MetricsMiddleware
 from imagegate.api.middleware import RequestContextMiddleware
 from imagegate.console import mount_console
+from imagegate.log_output import LoopBatchedStreamHandler, SecondCachingFormatter
 from imagegate.services.gateway import Gateway
 from imagegate.settings import Settings, load_settings
 
@@ -149,7 +150,7 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger("imagegate")
     root.setLevel(settings.log_level.upper())
     if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler = LoopBatchedStreamHandler()
+        handler.setFormatter(SecondCachingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         root.addHandler(handler)
         root.propagate = False
