@@ -63,6 +63,14 @@ def print_report(results: list[ScenarioResult]) -> None:
                 f"errors {r.litellm.failures}, CPU {cpu} ms/req"
             )
     for r in results:
+        if r.floor is not None:
+            cpu = f"{r.floor_cpu_ms_per_req:.3f}" if r.floor_cpu_ms_per_req is not None else "-"
+            print(
+                f"{r.scenario.name:6} floor proxy: {r.floor.ok_rps:.0f} req/s, "
+                f"p50/p99 {ms(r.floor.pct(50))}/{ms(r.floor.pct(99))} ms{floor_over_direct(r)}, "
+                f"errors {r.floor.failures}, CPU {cpu} ms/req"
+            )
+    for r in results:
         if r.error:
             print(f"{r.scenario.name:6} ERROR  {r.error}")
         for s in (r.direct, r.gateway):
@@ -80,6 +88,14 @@ def print_report(results: list[ScenarioResult]) -> None:
                 print(f"  {pct:5.1f}%  {frame}")
 
 
+def floor_over_direct(r: ScenarioResult) -> str:
+    """The floor's p50 over the direct p50, for a scenario judged that way (slow)."""
+    floor_p50, direct_p50 = r.floor.pct(50) if r.floor else None, r.direct.pct(50) if r.direct else None
+    if r.scenario.name != "slow" or floor_p50 is None or direct_p50 is None:
+        return ""
+    return f" ({floor_p50 - direct_p50:+.3f} s over direct)"
+
+
 def write_json(results: list[ScenarioResult], meta: dict[str, Any]) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     doc = {
@@ -94,6 +110,8 @@ def write_json(results: list[ScenarioResult], meta: dict[str, Any]) -> Path:
                 "gateway_cpu_ms_per_req": r.gateway_cpu_ms_per_req,
                 "litellm": r.litellm.to_json() if r.litellm else None,
                 "litellm_cpu_ms_per_req": r.litellm_cpu_ms_per_req,
+                "floor": r.floor.to_json() if r.floor else None,
+                "floor_cpu_ms_per_req": r.floor_cpu_ms_per_req,
                 "error": r.error,
                 "targets": [{**asdict(t), "passed": t.passed} for t in r.targets],
                 "profile_top_pct": r.profile,

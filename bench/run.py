@@ -9,6 +9,7 @@ Usage::
     bench/run.sh                                   # all scenarios, installs hey if missing
     .venv/bin/python bench/run.py --scenarios small --duration 5
     .venv/bin/python bench/run.py --direct-only    # measure the fake upstream only
+    bench/run.sh --scenarios slow --floor          # and what the stack itself allows (floor_proxy.py)
 
 Everything stays on 127.0.0.1 and every load run is bounded in count and time.
 """
@@ -30,13 +31,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import floor_proxy
 import litellm_proxy
 from common import BENCH_DIR, GEN_PATH, LOOPBACK, MIB, RESULTS_DIR
 from hey import HeyResult, run_hey
 from procs import Procs, clean_env, free_port, http, raise_nofile_limit, wait_healthy
 from report import print_report, write_json
 from sampling import RssSampler, cpu_seconds, rss_bytes, start_profile, stop_profile, summarize_profile
-from scenarios import SCENARIOS, Scenario, ScenarioResult, evaluate
+from scenarios import FLOOR_SCENARIOS, SCENARIOS, Scenario, ScenarioResult, evaluate
 
 
 def gateway_toml(upstream_port: int, models: list[str], billed: bool = False) -> str:
@@ -70,6 +72,18 @@ def smoke(base: str, model: str, key: str) -> str:
         return f"unexpected body ({exc}): {raw[:300]!r}"
 
 
+def request_body(sc: Scenario) -> str:
+    return json.dumps(
+        {
+            "model": sc.model,
+            "prompt": "bench",
+            "size": "1024x1024",
+            "response_format": "b64_json",
+            **dict(sc.extra),
+        }
+    )
+
+
 def run_scenario(
     sc: Scenario,
     upstream: str,
@@ -80,15 +94,7 @@ def run_scenario(
     py_spy: str | None = None,
 ) -> ScenarioResult:
     res = ScenarioResult(sc)
-    body = json.dumps(
-        {
-            "model": sc.model,
-            "prompt": "bench",
-            "size": "1024x1024",
-            "response_format": "b64_json",
-            **dict(sc.extra),
-        }
-    )
+    body = request_body(sc)
 
     def load(base: str, measure: bool) -> HeyResult:
         url = base + GEN_PATH
@@ -163,6 +169,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also run the small scenario through LiteLLM's proxy (installed into bench/.litellm-venv "
         "on first use) and compare",
+    )
+    p.add_argument(
+        "--floor",
+        action="store_true",
+        help="also run the " + ", ".join(FLOOR_SCENARIOS) + " scenarios through bench/floor_proxy.py, the "
+        "least a proxy on the gateway's own stack does: what the stack itself allows on this machine",
     )
     p.add_argument(
         "--imagegate",
@@ -261,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
                         procs.stop(gw_proc)
                 if args.litellm and name == "small" and r.error is None:
                     measure_litellm(r, procs, env, Path(tmp) / name, up_port, models, key, args.duration)
+                if args.floor and name in FLOOR_SCENARIOS and r.error is None:
+                    measure_floor(r, procs, env, up_port, key, args.duration)
                 results.append(r)
                 if not r.passed and not args.keep_going and not args.direct_only:
                     print(f"[{name}] did not pass; stopping (use --keep-going to run the rest)")
@@ -291,32 +305,65 @@ def measure_litellm(
     workdir.mkdir(parents=True, exist_ok=True)
     log = RESULTS_DIR / "litellm.log"
     try:
-        base, proc = litellm_proxy.start(procs, env, workdir, up_port, models, key, log)
+        started = litellm_proxy.start(procs, env, workdir, up_port, models, key, log)
     except (RuntimeError, subprocess.SubprocessError) as exc:
         r.error = f"litellm: {exc}"
         return
+    measured = measure_proxy(r, "litellm", started, procs, key, duration_s)
+    if measured is not None:
+        r.litellm, r.litellm_cpu_ms_per_req = measured
+        r.targets = evaluate(r)
+
+
+def measure_floor(
+    r: ScenarioResult, procs: Procs, env: dict[str, str], up_port: int, key: str, duration_s: float
+) -> None:
+    """The same load through the floor proxy (bench/floor_proxy.py), started fresh like the gateway."""
     try:
-        if problem := smoke(base, r.scenario.model, key):
-            r.error = f"litellm smoke request failed: {problem}"
-            return
-        print(f"[{r.scenario.name}] litellm: {r.scenario.model}, c={r.scenario.concurrency}", flush=True)
+        started = floor_proxy.start(procs, env, up_port, RESULTS_DIR / "floor.log")
+    except (RuntimeError, subprocess.SubprocessError) as exc:
+        r.error = f"floor: {exc}"
+        return
+    measured = measure_proxy(r, "floor", started, procs, key, duration_s)
+    if measured is not None:
+        r.floor, r.floor_cpu_ms_per_req = measured
+
+
+def measure_proxy(
+    r: ScenarioResult,
+    label: str,
+    started: tuple[str, subprocess.Popen[bytes]],
+    procs: Procs,
+    key: str,
+    duration_s: float,
+) -> tuple[HeyResult, float | None] | None:
+    """The scenario's load through another proxy in front of the same upstream, then stop it:
+    what hey measured and the proxy's CPU per answered request (None: its smoke request failed)."""
+    base, proc = started
+    sc = r.scenario
+    try:
+        if problem := smoke(base, sc.model, key):
+            r.error = f"{label} smoke request failed: {problem}"
+            return None
+        print(f"[{sc.name}] {label}: {sc.model}, c={sc.concurrency}", flush=True)
+        body = request_body(sc)
+        url = base + GEN_PATH
         sampler = RssSampler(proc.pid)
         with sampler:
+            if sc.warmup_s:
+                run_hey(url, body, key, sc.concurrency, duration_s=sc.warmup_s, timeout_s=60)
             cpu0 = cpu_seconds(sampler.pids)
-            body = json.dumps(
-                {
-                    "model": r.scenario.model,
-                    "prompt": "bench",
-                    "size": "1024x1024",
-                    "response_format": "b64_json",
-                }
+            out = run_hey(
+                url,
+                body,
+                key,
+                sc.concurrency,
+                duration_s=None if sc.requests else duration_s,
+                requests=sc.requests,
+                timeout_s=max(60, sc.timeout_s),
             )
-            url = base + GEN_PATH
-            run_hey(url, body, key, r.scenario.concurrency, duration_s=r.scenario.warmup_s, timeout_s=60)
-            r.litellm = run_hey(url, body, key, r.scenario.concurrency, duration_s=duration_s, timeout_s=60)
-            if r.litellm.ok:
-                r.litellm_cpu_ms_per_req = (cpu_seconds(sampler.pids) - cpu0) * 1000 / r.litellm.ok
-        r.targets = evaluate(r)
+            cpu_ms = (cpu_seconds(sampler.pids) - cpu0) * 1000 / out.ok if out.ok else None
+        return out, cpu_ms
     finally:
         procs.stop(proc)
 

@@ -46,6 +46,10 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
+#: The scenarios ``run.py --floor`` also runs through bench/floor_proxy.py (it relays no streams).
+FLOOR_SCENARIOS = ("small", "4mb", "slow")
+
+
 @dataclass
 class Target:
     name: str
@@ -73,6 +77,9 @@ class ScenarioResult:
     #: The same load through LiteLLM's proxy (``--litellm``, small scenario only).
     litellm: HeyResult | None = None
     litellm_cpu_ms_per_req: float | None = None
+    #: The same load through the floor proxy (``--floor``): what the stack itself allows.
+    floor: HeyResult | None = None
+    floor_cpu_ms_per_req: float | None = None
     profile: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
 
     @property
