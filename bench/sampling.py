@@ -54,6 +54,19 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / CLK_TCK
 
 
+def box_cpu_ticks() -> tuple[int, int]:
+    """The whole machine's (busy, total) CPU ticks since boot, from /proc/stat: two readings
+    give how busy every core was in between, whoever used them (gateway, database, client)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_pct(before: tuple[int, int], after: tuple[int, int]) -> float:
+    busy, total = after[0] - before[0], after[1] - before[1]
+    return round(100 * busy / total, 1) if total else 0.0
+
+
 class RssSampler:
     """Samples a process tree's RSS every 100 ms in a thread; ``take_peak()`` reads and resets."""
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import aiohttp
 from common import LOOPBACK
 from procs import Procs, clean_env, free_port, raise_nofile_limit, wait_healthy
-from sampling import RssSampler
+from sampling import RssSampler, box_cpu_ticks, busy_pct, cpu_seconds
 from scratch_db import scratch_database
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -202,10 +202,15 @@ def run_on(args: argparse.Namespace, processes: int, tmp: Path, database_url: st
         samplers = [RssSampler(proc.pid) for proc in gateways]
         for sampler in samplers:
             sampler.__enter__()
+        box_before, cpu_before = box_cpu_ticks(), [cpu_seconds(sampler.pids) for sampler in samplers]
         latencies, started = asyncio.run(submit_all(bases, key, args.tasks, args.concurrency))
         submitted = time.perf_counter() - started
         statuses = asyncio.run(wait_all_ended(database_url, args.timeout))
         elapsed = time.perf_counter() - started
+        box_after = box_cpu_ticks()
+        gateway_cpu = [
+            cpu_seconds(sampler.pids) - cpu for sampler, cpu in zip(samplers, cpu_before, strict=True)
+        ]
         peaks = [sampler.take_peak() for sampler in samplers]
         for sampler in samplers:
             sampler.__exit__(None, None, None)
@@ -221,6 +226,10 @@ def run_on(args: argparse.Namespace, processes: int, tmp: Path, database_url: st
             "all_ended_s": round(elapsed, 2),
             "throughput_tasks_per_s": round(args.tasks / elapsed, 1),
             "peak_rss_mb": [round(peak / 2**20, 1) for peak in peaks],
+            # Whether the machine had CPU to spare: with every core busy, a second process
+            # can only take CPU from the first one, the database and the client.
+            "box_cpu_busy_pct": busy_pct(box_before, box_after),
+            "gateway_cpu_ms_per_task": round(sum(gateway_cpu) * 1000 / args.tasks, 2),
             **asyncio.run(check_money(database_url)),
         }
         return result
