@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from common import RESULTS_DIR
+from hey import HeyResult
 from scenarios import ScenarioResult
 
 
@@ -56,20 +57,10 @@ def print_report(results: list[ScenarioResult]) -> None:
     print()
     for r in results:
         if r.litellm is not None:
-            cpu = f"{r.litellm_cpu_ms_per_req:.3f}" if r.litellm_cpu_ms_per_req is not None else "-"
-            print(
-                f"{r.scenario.name:6} LiteLLM proxy: {r.litellm.ok_rps:.0f} req/s, "
-                f"p50/p99 {ms(r.litellm.pct(50))}/{ms(r.litellm.pct(99))} ms, "
-                f"errors {r.litellm.failures}, CPU {cpu} ms/req"
-            )
+            print(proxy_line(r, "LiteLLM proxy", r.litellm, r.litellm_cpu_ms_per_req))
     for r in results:
         if r.floor is not None:
-            cpu = f"{r.floor_cpu_ms_per_req:.3f}" if r.floor_cpu_ms_per_req is not None else "-"
-            print(
-                f"{r.scenario.name:6} floor proxy: {r.floor.ok_rps:.0f} req/s, "
-                f"p50/p99 {ms(r.floor.pct(50))}/{ms(r.floor.pct(99))} ms{floor_over_direct(r)}, "
-                f"errors {r.floor.failures}, CPU {cpu} ms/req"
-            )
+            print(proxy_line(r, "floor proxy", r.floor, r.floor_cpu_ms_per_req, floor_over_direct(r)))
     for r in results:
         if r.error:
             print(f"{r.scenario.name:6} ERROR  {r.error}")
@@ -86,6 +77,18 @@ def print_report(results: list[ScenarioResult]) -> None:
             print(f"\n[{r.scenario.name}] py-spy, % of busy samples ({kind}):")
             for frame, pct in top:
                 print(f"  {pct:5.1f}%  {frame}")
+
+
+def proxy_line(
+    r: ScenarioResult, label: str, out: HeyResult, cpu_ms: float | None, after_p99: str = ""
+) -> str:
+    """One line for the same load through another proxy (LiteLLM's, the floor)."""
+    cpu = f"{cpu_ms:.3f}" if cpu_ms is not None else "-"
+    return (
+        f"{r.scenario.name:6} {label}: {out.ok_rps:.0f} req/s, "
+        f"p50/p99 {ms(out.pct(50))}/{ms(out.pct(99))} ms{after_p99}, "
+        f"errors {out.failures}, CPU {cpu} ms/req"
+    )
 
 
 def floor_over_direct(r: ScenarioResult) -> str:

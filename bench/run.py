@@ -84,6 +84,21 @@ def request_body(sc: Scenario) -> str:
     )
 
 
+def measured_load(
+    url: str, body: str, key: str, sc: Scenario, duration_s: float, timeout_s: int
+) -> HeyResult:
+    """The scenario's measured hey run: its request count when it sets one, else ``duration_s``."""
+    return run_hey(
+        url,
+        body,
+        key,
+        sc.concurrency,
+        duration_s=None if sc.requests else duration_s,
+        requests=sc.requests,
+        timeout_s=timeout_s,
+    )
+
+
 def run_scenario(
     sc: Scenario,
     upstream: str,
@@ -109,15 +124,7 @@ def run_scenario(
             prof_path = RESULTS_DIR / f"profile-{sc.name}.txt"
             prof = start_profile(sampler.root, prof_path, py_spy)
         try:
-            out = run_hey(
-                url,
-                body,
-                key,
-                sc.concurrency,
-                duration_s=None if sc.requests else duration_s,
-                requests=sc.requests,
-                timeout_s=sc.timeout_s,
-            )
+            out = measured_load(url, body, key, sc, duration_s, sc.timeout_s)
         finally:
             if prof is not None:
                 stop_profile(prof)
@@ -353,15 +360,7 @@ def measure_proxy(
             if sc.warmup_s:
                 run_hey(url, body, key, sc.concurrency, duration_s=sc.warmup_s, timeout_s=60)
             cpu0 = cpu_seconds(sampler.pids)
-            out = run_hey(
-                url,
-                body,
-                key,
-                sc.concurrency,
-                duration_s=None if sc.requests else duration_s,
-                requests=sc.requests,
-                timeout_s=max(60, sc.timeout_s),
-            )
+            out = measured_load(url, body, key, sc, duration_s, max(60, sc.timeout_s))
             cpu_ms = (cpu_seconds(sampler.pids) - cpu0) * 1000 / out.ok if out.ok else None
         return out, cpu_ms
     finally:
